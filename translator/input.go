@@ -12,6 +12,12 @@ import (
 type Input struct {
 	// Clusters are the member clusters, sorted by name.
 	Clusters []*ClusterResources `json:"clusters"`
+	// BindAddress is where Gateway listeners bind unless the Gateway names an IP in
+	// spec.addresses.
+	BindAddress string `json:"bindAddress"`
+	// SharedHost says every proxy runs on one host (strait run): listeners of different
+	// Gateways on one address and port then conflict, and the later one is not programmed.
+	SharedHost bool `json:"sharedHost,omitempty"`
 }
 
 // Cluster describes a member cluster.

@@ -1,0 +1,222 @@
+package translator
+
+import (
+	"reflect"
+	"sort"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/strait-gw/strait/translator/ir"
+)
+
+// Raw locality priorities, before compaction: the proxy's own cluster, its region, the rest.
+const (
+	priorityOwnCluster uint32 = iota
+	prioritySameRegion
+	priorityOther
+)
+
+// RefreshEndpoints is the endpoint fast path. Given new Input in which only EndpointSlices
+// changed and the proxies of the last full translation, it re-resolves each Backend's
+// Localities from the input and returns proxies that share everything else with the old ones:
+// listeners and routes are not touched, a backend whose localities did not change keeps its
+// pointer, and a proxy none of whose backends changed is returned as is. A backend shared by
+// several proxies is resolved once and stays shared. It never mutates the old proxies.
+//
+// Its cost is one index build plus the endpoints of the proxies' backends; anything other than
+// EndpointSlices that changed (Services, exports, routes) needs a full Translate.
+func RefreshEndpoints(in *Input, proxies []*ir.Proxy) []*ir.Proxy {
+	idx := newIndex(in)
+	refreshed := map[*ir.Backend]*ir.Backend{}
+	out := make([]*ir.Proxy, len(proxies))
+	for i, p := range proxies {
+		backends := make([]*ir.Backend, len(p.Backends))
+		changed := false
+		for j, b := range p.Backends {
+			nb, done := refreshed[b]
+			if !done {
+				nb = idx.refreshBackend(b)
+				refreshed[b] = nb
+			}
+			backends[j] = nb
+			changed = changed || nb != b
+		}
+		if !changed {
+			out[i] = p
+			continue
+		}
+		np := *p
+		np.Backends = backends
+		out[i] = &np
+	}
+	return out
+}
+
+// refreshBackend returns b with its localities resolved again: b itself when they are
+// unchanged, otherwise a copy.
+func (idx *index) refreshBackend(b *ir.Backend) *ir.Backend {
+	localities := idx.localities(b.Target)
+	if reflect.DeepEqual(localities, b.Localities) {
+		return b
+	}
+	nb := *b
+	nb.Localities = localities
+	return &nb
+}
+
+// localities returns the endpoints of a target, one Locality per cluster that has any, sorted
+// by priority then cluster name. Priorities rank clusters relative to the proxy's cluster
+// (Target.From): its own cluster first, then the clusters of its region, then the others; they
+// are then compacted so that the priorities present count up from 0 without gaps, which Envoy
+// and grpc-go require. Clusters on another network than the proxy's are left out (see
+// unreachableClusters).
+func (idx *index) localities(target ir.Target) []*ir.Locality {
+	from := idx.clusters[target.From]
+	var out []*ir.Locality
+	for _, name := range idx.targetClusters(target) {
+		ci := idx.clusters[name]
+		if !reachable(from, ci) {
+			continue
+		}
+		endpoints := ci.endpoints(nsName(target.Namespace, target.Name), int32(target.Port))
+		if len(endpoints) == 0 {
+			continue
+		}
+		out = append(out, &ir.Locality{
+			Cluster:   name,
+			Region:    ci.info.Region,
+			Zone:      ci.info.Zone,
+			Priority:  rawPriority(from, ci),
+			Weight:    uint32(len(endpoints)),
+			Endpoints: endpoints,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Priority != out[j].Priority {
+			return out[i].Priority < out[j].Priority
+		}
+		return out[i].Cluster < out[j].Cluster
+	})
+	var next uint32
+	for i, l := range out {
+		raw := l.Priority
+		l.Priority = next
+		if i+1 < len(out) && out[i+1].Priority != raw {
+			next++
+		}
+	}
+	return out
+}
+
+// unreachableClusters returns the clusters, sorted, whose endpoints a target could use but that
+// sit on another network than the proxy's cluster. localities leaves their endpoints out:
+// reaching them needs the east-west gateway tunnel, which the translator does not build yet. A
+// route can use this to say why a backend lacks some cluster's endpoints.
+func (idx *index) unreachableClusters(target ir.Target) []string {
+	from := idx.clusters[target.From]
+	var out []string
+	for _, name := range idx.targetClusters(target) {
+		if ci := idx.clusters[name]; ci != nil && !reachable(from, ci) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// targetClusters returns the clusters, sorted, whose endpoints a target may use: the Service's
+// cluster, or every cluster exporting the ServiceImport's namespace/name.
+func (idx *index) targetClusters(target ir.Target) []string {
+	if target.Kind == ir.TargetServiceImport {
+		return idx.exporters[nsName(target.Namespace, target.Name)]
+	}
+	return []string{target.Cluster}
+}
+
+// reachable reports whether a proxy in cluster from reaches endpoints of cluster to directly:
+// both are known and on the same network.
+func reachable(from, to *clusterIndex) bool {
+	return from != nil && to != nil && from.info.Network == to.info.Network
+}
+
+// rawPriority ranks cluster to relative to a proxy in cluster from.
+func rawPriority(from, to *clusterIndex) uint32 {
+	switch {
+	case from == to:
+		return priorityOwnCluster
+	case from.info.Region != "" && from.info.Region == to.info.Region:
+		return prioritySameRegion
+	default:
+		return priorityOther
+	}
+}
+
+// endpoints returns the endpoints of the port with the given number of Service svc in this
+// cluster, from its EndpointSlices, sorted by address then port. The slice port is the one
+// named like the Service port (both unnamed when the Service has a single unnamed port). Only
+// IPv4 and IPv6 slices count (FQDN endpoints are not supported); an endpoint is ready unless
+// its slice says it is not ready or terminating; an address listed by several slices (as while
+// slices are being replaced) counts once, ready if any of them says so.
+func (ci *clusterIndex) endpoints(svc types.NamespacedName, port int32) []*ir.Endpoint {
+	sp := servicePort(ci.services[svc], port)
+	if sp == nil || !isTCP(sp) {
+		return nil
+	}
+	type addrPort struct {
+		address string
+		port    uint32
+	}
+	seen := map[addrPort]*ir.Endpoint{}
+	var out []*ir.Endpoint
+	for _, es := range ci.slices[svc] {
+		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
+			continue
+		}
+		target, ok := slicePort(es, sp.Name)
+		if !ok {
+			continue
+		}
+		for _, ep := range es.Endpoints {
+			// Addresses are fungible; Kubernetes lets consumers use the first one only.
+			if len(ep.Addresses) == 0 {
+				continue
+			}
+			key := addrPort{ep.Addresses[0], target}
+			ready := endpointReady(ep.Conditions)
+			if e := seen[key]; e != nil {
+				e.Ready = e.Ready || ready
+				continue
+			}
+			e := &ir.Endpoint{Address: key.address, Port: key.port, Ready: ready}
+			seen[key] = e
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Address != out[j].Address {
+			return out[i].Address < out[j].Address
+		}
+		return out[i].Port < out[j].Port
+	})
+	return out
+}
+
+// slicePort returns the port number of the EndpointSlice port named name ("" for unnamed).
+func slicePort(es *discoveryv1.EndpointSlice, name string) (uint32, bool) {
+	for _, p := range es.Ports {
+		pn := ""
+		if p.Name != nil {
+			pn = *p.Name
+		}
+		if pn == name && p.Port != nil {
+			return uint32(*p.Port), true
+		}
+	}
+	return 0, false
+}
+
+// endpointReady reports whether an endpoint can take traffic: ready (an unknown readiness
+// counts as ready) and not terminating.
+func endpointReady(c discoveryv1.EndpointConditions) bool {
+	return (c.Ready == nil || *c.Ready) && (c.Terminating == nil || !*c.Terminating)
+}

@@ -1,0 +1,263 @@
+package translator
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/strait-gw/strait/translator/ir"
+)
+
+func TestEndpointSelection(t *testing.T) {
+	notReady := testEndpoint("10.0.0.3")
+	notReady.Conditions.Ready = testPtr(false)
+	ready := testEndpoint("10.0.0.1")
+	ready.Conditions.Ready = testPtr(true)
+	terminating := testEndpoint("10.0.0.4")
+	terminating.Conditions = discoveryv1.EndpointConditions{Ready: testPtr(true), Terminating: testPtr(true)}
+	readyAgain := testEndpoint("10.0.0.3")
+	readyAgain.Conditions.Ready = testPtr(true)
+	notReadyAgain := testEndpoint("10.0.0.1")
+	notReadyAgain.Conditions.Ready = testPtr(false)
+
+	// Slice "a" carries both ports; the Service port's name picks http's target port.
+	a := testSlice("default", "web", "web-a", "http", 8080,
+		testEndpoint("10.0.0.2"), ready, notReady, terminating, testEndpoint("10.0.0.10"), discoveryv1.Endpoint{})
+	a.Ports = append(a.Ports, discoveryv1.EndpointPort{Name: testPtr("metrics"), Port: testPtr(int32(9091))})
+	// Slice "b" repeats three addresses, as while slices are replaced: each counts once, and
+	// 10.0.0.1 and 10.0.0.3 are ready because one of their slices says so.
+	b := testSlice("default", "web", "web-b", "http", 8080, readyAgain, testEndpoint("10.0.0.2"), notReadyAgain)
+	v6 := testSlice("default", "web", "web-v6", "http", 8080, testEndpoint("fd00::1"))
+	v6.AddressType = discoveryv1.AddressTypeIPv6
+	fqdn := testSlice("default", "web", "web-fqdn", "http", 8080, testEndpoint("db.example.com"))
+	fqdn.AddressType = discoveryv1.AddressTypeFQDN
+	metricsOnly := testSlice("default", "web", "web-metrics", "metrics", 9091, testEndpoint("10.0.0.9"))
+	otherService := testSlice("default", "api", "api-a", "http", 8080, testEndpoint("10.0.1.1"))
+
+	tr := newTestTranslation(testCluster(Cluster{Name: "us", Region: "us-east", Zone: "us-east-1a"},
+		testService("default", "web", nil, testPort("http", 80, ""), testPort("metrics", 9090, "")),
+		testService("default", "single", nil, testPort("", 80, "")),
+		testService("default", "api", nil, testPort("http", 80, "")),
+		a, b, v6, fqdn, metricsOnly, otherService,
+		testSlice("default", "single", "single-a", "", 8081, testEndpoint("10.0.2.1")),
+	))
+
+	backend, err := resolveTestRef(tr, "us", "HTTPRoute", testRef("web", 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(backend.Localities) != 1 {
+		t.Fatalf("got %d localities, want 1", len(backend.Localities))
+	}
+	l := backend.Localities[0]
+	if l.Cluster != "us" || l.Region != "us-east" || l.Zone != "us-east-1a" || l.Priority != 0 || l.Weight != 6 {
+		t.Errorf("got locality %s %s/%s priority %d weight %d, want us us-east/us-east-1a priority 0 weight 6",
+			l.Cluster, l.Region, l.Zone, l.Priority, l.Weight)
+	}
+	want := "10.0.0.1:8080 10.0.0.10:8080 10.0.0.2:8080 10.0.0.3:8080 10.0.0.4:8080(not ready) fd00::1:8080"
+	if got := formatEndpoints(l.Endpoints); got != want {
+		t.Errorf("got endpoints\n  %s\nwant\n  %s", got, want)
+	}
+
+	single, err := resolveTestRef(tr, "us", "HTTPRoute", testRef("single", 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := formatLocalities(single.Localities); got != "us:0:1" || formatEndpoints(single.Localities[0].Endpoints) != "10.0.2.1:8081" {
+		t.Errorf("unnamed port: got %s %v, want one endpoint 10.0.2.1:8081", got, single.Localities)
+	}
+	metrics, err := resolveTestRef(tr, "us", "HTTPRoute", testRef("web", 9090))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Slice b has no metrics port, so 10.0.0.3 is not ready there.
+	want = "10.0.0.1:9091 10.0.0.10:9091 10.0.0.2:9091 10.0.0.3:9091(not ready) 10.0.0.4:9091(not ready) 10.0.0.9:9091"
+	if got := formatEndpoints(metrics.Localities[0].Endpoints); got != want {
+		t.Errorf("metrics port: got endpoints\n  %s\nwant\n  %s", got, want)
+	}
+}
+
+// formatEndpoints renders endpoints as "address:port" with "(not ready)" marks.
+func formatEndpoints(eps []*ir.Endpoint) string {
+	var out []string
+	for _, e := range eps {
+		s := fmt.Sprintf("%s:%d", e.Address, e.Port)
+		if !e.Ready {
+			s += "(not ready)"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
+}
+
+// formatLocalities renders localities as "cluster:priority:weight".
+func formatLocalities(ls []*ir.Locality) string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, fmt.Sprintf("%s:%d:%d", l.Cluster, l.Priority, l.Weight))
+	}
+	return strings.Join(out, " ")
+}
+
+// multiClusterInput has Service default/api in four clusters: use1 and use2 in region us-east,
+// euw in eu-west, all on network corp, and onprem in us-east on network dc. use1 has one
+// endpoint, use2 two, euw one, onprem one. Every cluster but use1 exports it; use1 does when
+// use1Exports is set.
+func multiClusterInput(use1Exports bool) []*ClusterResources {
+	exported := map[string]string{ExportLabel: "true"}
+	cluster := func(info Cluster, export bool, addrs ...string) *ClusterResources {
+		var labels map[string]string
+		if export {
+			labels = exported
+		}
+		var eps []discoveryv1.Endpoint
+		for _, a := range addrs {
+			eps = append(eps, testEndpoint(a))
+		}
+		return testCluster(info,
+			testService("default", "api", labels, testPort("http", 80, "")),
+			testSlice("default", "api", "api-1", "http", 8080, eps...))
+	}
+	return []*ClusterResources{
+		cluster(Cluster{Name: "euw", Region: "eu-west", Zone: "eu-west-1a", Network: "corp"}, true, "10.3.0.1"),
+		cluster(Cluster{Name: "onprem", Region: "us-east", Network: "dc"}, true, "192.168.0.1"),
+		cluster(Cluster{Name: "use1", Region: "us-east", Zone: "us-east-1a", Network: "corp"}, use1Exports, "10.1.0.1"),
+		cluster(Cluster{Name: "use2", Region: "us-east", Zone: "us-east-1b", Network: "corp"}, true, "10.2.0.1", "10.2.0.2"),
+	}
+}
+
+func TestServiceImportLocalities(t *testing.T) {
+	tests := []struct {
+		name        string
+		use1Exports bool
+		from        string
+		// want is "cluster:priority:weight" per locality.
+		want            string
+		wantUnreachable string
+	}{
+		{name: "own cluster, same region, other region", use1Exports: true, from: "use1", want: "use1:0:1 use2:1:2 euw:2:1", wantUnreachable: "onprem"},
+		{name: "own cluster not exporting: same region moves up to 0", from: "use1", want: "use2:0:2 euw:1:1", wantUnreachable: "onprem"},
+		{name: "no cluster of the same region: the others move up to 1", use1Exports: true, from: "euw", want: "euw:0:1 use1:1:1 use2:1:2", wantUnreachable: "onprem"},
+		{name: "another network sees only itself", use1Exports: true, from: "onprem", want: "onprem:0:1", wantUnreachable: "euw use1 use2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTestTranslation(multiClusterInput(tc.use1Exports)...)
+			b, err := resolveTestRef(tr, tc.from, "HTTPRoute", testImportRef("api", 80))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := formatLocalities(b.Localities); got != tc.want {
+				t.Errorf("got localities %s, want %s", got, tc.want)
+			}
+			if got := strings.Join(tr.idx.unreachableClusters(b.Target), " "); got != tc.wantUnreachable {
+				t.Errorf("got unreachable clusters %q, want %q", got, tc.wantUnreachable)
+			}
+		})
+	}
+
+	// A mirror of a cluster on another network resolves, but its endpoints are out of reach.
+	tr := newTestTranslation(multiClusterInput(true)...)
+	b, err := resolveTestRef(tr, "use1", "HTTPRoute", testRef("api-onprem", 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Localities) != 0 || strings.Join(tr.idx.unreachableClusters(b.Target), " ") != "onprem" {
+		t.Errorf("mirror of onprem: got localities %s, unreachable %v; want none, onprem", formatLocalities(b.Localities), tr.idx.unreachableClusters(b.Target))
+	}
+	l := func() *ir.Locality {
+		b, _ := resolveTestRef(tr, "use1", "HTTPRoute", testRef("api-use2", 80))
+		return b.Localities[0]
+	}()
+	if l.Cluster != "use2" || l.Region != "us-east" || l.Zone != "us-east-1b" || l.Priority != 0 {
+		t.Errorf("mirror of use2: got locality %+v, want use2 us-east/us-east-1b at priority 0 (compacted from same region)", l)
+	}
+}
+
+func TestRefreshEndpoints(t *testing.T) {
+	old := multiClusterInput(true)
+	tr := newTestTranslation(old...)
+	imported, err := resolveTestRef(tr, "use1", "HTTPRoute", testImportRef("api", 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := resolveTestRef(tr, "use1", "GRPCRoute", testRef("api", 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listeners := []*ir.Listener{{Name: "0.0.0.0:80", Address: "0.0.0.0", Port: 80, Protocol: ir.ProtocolHTTP}}
+	proxies := []*ir.Proxy{
+		{Node: "use1/infra/both", Cluster: "use1", Listeners: listeners, Backends: []*ir.Backend{imported, local}},
+		{Node: "use1/infra/import", Cluster: "use1", Listeners: listeners, Backends: []*ir.Backend{imported}},
+		{Node: "use1/infra/local", Cluster: "use1", Listeners: listeners, Backends: []*ir.Backend{local}},
+	}
+	before, jerr := json.Marshal(proxies)
+	if jerr != nil {
+		t.Fatal(jerr)
+	}
+
+	// use2 scales up by one endpoint; nothing else changes.
+	in := &Input{Clusters: append([]*ClusterResources(nil), old...)}
+	use2 := *old[3]
+	use2.EndpointSlices = []*discoveryv1.EndpointSlice{
+		testSlice("default", "api", "api-1", "http", 8080, testEndpoint("10.2.0.1"), testEndpoint("10.2.0.2"), testEndpoint("10.2.0.3")),
+	}
+	in.Clusters[3] = &use2
+	got := RefreshEndpoints(in, proxies)
+
+	if after, _ := json.Marshal(proxies); string(after) != string(before) {
+		t.Fatal("RefreshEndpoints mutated the old proxies")
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d proxies, want 3", len(got))
+	}
+	both, onlyImport, onlyLocal := got[0], got[1], got[2]
+	if both == proxies[0] || onlyImport == proxies[1] {
+		t.Error("proxies whose backends changed were returned as is")
+	}
+	if onlyLocal != proxies[2] {
+		t.Error("a proxy whose backends did not change was copied")
+	}
+	if &both.Listeners[0] != &listeners[0] || &onlyImport.Listeners[0] != &listeners[0] {
+		t.Error("listeners were copied; they must be shared")
+	}
+	refreshed := both.Backends[0]
+	if refreshed == imported || onlyImport.Backends[0] != refreshed {
+		t.Error("the ServiceImport backend was not refreshed once and shared by both proxies")
+	}
+	if refreshed.Name != imported.Name || refreshed.Target != imported.Target || refreshed.AppProtocol != imported.AppProtocol {
+		t.Errorf("refreshed backend %+v changed more than localities of %+v", refreshed, imported)
+	}
+	if got, want := formatLocalities(refreshed.Localities), "use1:0:1 use2:1:3 euw:2:1"; got != want {
+		t.Errorf("got localities %s, want %s", got, want)
+	}
+	if both.Backends[1] != local {
+		t.Error("the unchanged local backend was copied")
+	}
+	if both.Node != proxies[0].Node || both.Cluster != proxies[0].Cluster {
+		t.Errorf("proxy identity changed: %s %s", both.Node, both.Cluster)
+	}
+}
+
+// TestResolveBackendRefMirrorPriority checks that a mirror reference gets priorities from the
+// route's cluster, not from the cluster it mirrors.
+func TestResolveBackendRefMirrorPriority(t *testing.T) {
+	tr := newTestTranslation(multiClusterInput(true)...)
+	direct, err := resolveTestRef(tr, "euw", "HTTPRoute", testRef("api", 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := resolveTestRef(tr, "use1", "HTTPRoute", testRef("api-euw", 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if direct.Name != mirror.Name || direct.Target.From != "euw" || mirror.Target.From != "use1" {
+		t.Errorf("direct %s from %s, mirror %s from %s; want one name, two origins", direct.Name, direct.Target.From, mirror.Name, mirror.Target.From)
+	}
+	if got := formatLocalities(mirror.Localities); got != "euw:0:1" {
+		t.Errorf("mirror localities %s, want euw:0:1", got)
+	}
+}

@@ -1,0 +1,231 @@
+package translator
+
+import (
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// route is what every route kind shares for attaching to Gateways.
+type route struct {
+	kind       string
+	meta       *metav1.ObjectMeta
+	parentRefs []gwapiv1.ParentReference
+	// hostnames is nil for kinds without hostnames (TCPRoute).
+	hostnames []gwapiv1.Hostname
+	status    *gwapiv1.RouteStatus
+}
+
+// compiled is a route translated for one Gateway: the result of compiling its rules.
+type compiled struct {
+	// accepted is nil when the route can be programmed; otherwise the whole route is rejected.
+	accepted *condError
+	// partial names rules that were dropped as invalid while others were kept.
+	partial string
+	// resolved is the first backend reference that did not resolve.
+	resolved *condError
+	// attach adds the route to a listener it was accepted by, with the host names it serves
+	// there (nil for TCPRoute; "" never appears: a listener and route without hostnames
+	// give "*").
+	attach func(l *listener, hostnames []string)
+}
+
+// processRoutes attaches every route of the cluster to the Gateways its parentRefs name.
+func (t *translation) processRoutes(ci *clusterIndex, gateways []*gateway) {
+	byKey := make(map[types.NamespacedName]*gateway, len(gateways))
+	for _, gw := range gateways {
+		byKey[gw.key] = gw
+	}
+	for _, r := range ci.res.HTTPRoutes {
+		st := t.routeStatus(ci, "HTTPRoute", &r.ObjectMeta, func() any { return &gwapiv1.HTTPRouteStatus{} })
+		rt := route{kind: "HTTPRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: r.Spec.Hostnames}
+		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled { return t.compileHTTPRoute(ci, gw, r) })
+	}
+	for _, r := range ci.res.GRPCRoutes {
+		st := t.routeStatus(ci, "GRPCRoute", &r.ObjectMeta, func() any { return &gwapiv1.GRPCRouteStatus{} })
+		rt := route{kind: "GRPCRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: r.Spec.Hostnames}
+		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled { return t.compileGRPCRoute(ci, gw, r) })
+	}
+	for _, r := range ci.res.TLSRoutes {
+		st := t.routeStatus(ci, "TLSRoute", &r.ObjectMeta, func() any { return &gwapiv1.TLSRouteStatus{} })
+		hostnames := r.Spec.Hostnames
+		if hostnames == nil {
+			hostnames = []gwapiv1.Hostname{}
+		}
+		rt := route{kind: "TLSRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: hostnames}
+		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled {
+			return t.compileL4Route(ci, gw, rt, tlsRouteBackends(r))
+		})
+	}
+	for _, r := range ci.res.TCPRoutes {
+		st := t.routeStatus(ci, "TCPRoute", &r.ObjectMeta, func() any { return &gwapiv1.TCPRouteStatus{} })
+		rt := route{kind: "TCPRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs}
+		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled {
+			return t.compileL4Route(ci, gw, rt, tcpRouteBackends(r))
+		})
+	}
+}
+
+// routeStatus returns the RouteStatus inside a route kind's status type.
+func (t *translation) routeStatus(ci *clusterIndex, kind string, m *metav1.ObjectMeta, newStatus func() any) func() *gwapiv1.RouteStatus {
+	return func() *gwapiv1.RouteStatus {
+		switch st := t.status(ci.info.Name, kind, m.Namespace, m.Name, newStatus).Status.(type) {
+		case *gwapiv1.HTTPRouteStatus:
+			return &st.RouteStatus
+		case *gwapiv1.GRPCRouteStatus:
+			return &st.RouteStatus
+		case *gwapiv1.TLSRouteStatus:
+			return &st.RouteStatus
+		case *gwapiv1.TCPRouteStatus:
+			return &st.RouteStatus
+		}
+		panic("translator: unknown route status type") // unreachable: the kinds above are all there are
+	}
+}
+
+// attachRoute resolves each parentRef of a route to Strait's Gateways and listeners, attaches
+// the compiled route where it is allowed, and writes one parent status per Strait parent.
+// Parents that are not Strait's Gateways get no entry: another controller owns them.
+func (t *translation) attachRoute(ci *clusterIndex, gateways map[types.NamespacedName]*gateway, r route, status func() *gwapiv1.RouteStatus, compile func(*gateway) *compiled) {
+	perGateway := map[*gateway]*compiled{}
+	for _, ref := range r.parentRefs {
+		if (ref.Group != nil && *ref.Group != groupGateway) || (ref.Kind != nil && *ref.Kind != kindGateway) {
+			continue
+		}
+		ns := r.meta.Namespace
+		if ref.Namespace != nil {
+			ns = string(*ref.Namespace)
+		}
+		gw := gateways[nsName(ns, string(ref.Name))]
+		if gw == nil {
+			continue
+		}
+		c := perGateway[gw]
+		if c == nil {
+			c = compile(gw)
+			perGateway[gw] = c
+		}
+		st := status()
+		ps := gwapiv1.RouteParentStatus{ParentRef: canonicalParentRef(ref, ns), ControllerName: ControllerName}
+		t.attachParent(ci, gw, r, ref, c, &ps)
+		st.Parents = append(st.Parents, ps)
+	}
+}
+
+func canonicalParentRef(ref gwapiv1.ParentReference, ns string) gwapiv1.ParentReference {
+	out := *ref.DeepCopy()
+	if out.Namespace == nil {
+		n := gwapiv1.Namespace(ns)
+		out.Namespace = &n
+	}
+	return out
+}
+
+// attachParent attaches a route to the listeners of one parentRef and sets its conditions.
+func (t *translation) attachParent(ci *clusterIndex, gw *gateway, r route, ref gwapiv1.ParentReference, c *compiled, ps *gwapiv1.RouteParentStatus) {
+	gen := r.meta.Generation
+	accepted := string(gwapiv1.RouteConditionAccepted)
+	if c.resolved != nil {
+		setCondition(&ps.Conditions, gen, string(gwapiv1.RouteConditionResolvedRefs), false, c.resolved.Reason, c.resolved.Msg)
+	} else {
+		setCondition(&ps.Conditions, gen, string(gwapiv1.RouteConditionResolvedRefs), true,
+			string(gwapiv1.RouteReasonResolvedRefs), "All references are resolved")
+	}
+	if c.accepted != nil {
+		setCondition(&ps.Conditions, gen, accepted, false, c.accepted.Reason, c.accepted.Msg)
+		return
+	}
+	if c.partial != "" {
+		setCondition(&ps.Conditions, gen, string(gwapiv1.RouteConditionPartiallyInvalid), true,
+			string(gwapiv1.RouteReasonUnsupportedValue), c.partial)
+	}
+
+	var candidates []*listener
+	for _, l := range gw.listeners {
+		if ref.SectionName != nil && *ref.SectionName != l.spec.Name {
+			continue
+		}
+		if ref.Port != nil && *ref.Port != l.spec.Port {
+			continue
+		}
+		candidates = append(candidates, l)
+	}
+	if len(candidates) == 0 {
+		setCondition(&ps.Conditions, gen, accepted, false, string(gwapiv1.RouteReasonNoMatchingParent),
+			fmt.Sprintf("Gateway %s has no listener matching sectionName/port", gw.key))
+		return
+	}
+	reason, msg := string(gwapiv1.RouteReasonNotAllowedByListeners), "no listener allows this route's kind and namespace"
+	attached := 0
+	for _, l := range candidates {
+		if !l.allowsKind(r.kind) || !l.allowsNamespace(ci, r.meta.Namespace) {
+			continue
+		}
+		var hostnames []string
+		if r.hostnames != nil {
+			hostnames = intersectHostnames(l.hostname(), r.hostnames)
+			if len(hostnames) == 0 {
+				reason, msg = string(gwapiv1.RouteReasonNoMatchingListenerHostname), "no hostname of the route matches a listener hostname"
+				continue
+			}
+		}
+		attached++
+		l.status.AttachedRoutes++
+		if l.ok {
+			c.attach(l, hostnames)
+		}
+	}
+	if attached == 0 {
+		setCondition(&ps.Conditions, gen, accepted, false, reason, msg)
+		return
+	}
+	setCondition(&ps.Conditions, gen, accepted, true, string(gwapiv1.RouteReasonAccepted), "Route is accepted")
+}
+
+// intersectHostnames returns the host names a route serves on a listener: the route's names
+// that the listener's name covers, narrowed to the more specific of each pair. An empty
+// listener hostname covers everything; a route without hostnames takes the listener's.
+func intersectHostnames(listenerHost string, routeHosts []gwapiv1.Hostname) []string {
+	if len(routeHosts) == 0 {
+		if listenerHost == "" {
+			return []string{"*"}
+		}
+		return []string{listenerHost}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, rh := range routeHosts {
+		h := strings.ToLower(string(rh))
+		var got string
+		switch {
+		case listenerHost == "":
+			got = h
+		case hostCovers(listenerHost, h):
+			got = h
+		case hostCovers(h, listenerHost):
+			got = listenerHost
+		}
+		if got != "" && !seen[got] {
+			seen[got] = true
+			out = append(out, got)
+		}
+	}
+	return out
+}
+
+// hostCovers reports whether pattern (exact or "*.suffix") matches host, where host may itself
+// be a wildcard that is at least as narrow.
+func hostCovers(pattern, host string) bool {
+	if pattern == host {
+		return true
+	}
+	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
+		// "*.example.com" covers "a.example.com", "a.b.example.com" and "*.a.example.com",
+		// but not "example.com".
+		return strings.HasSuffix(host, suffix) && len(host) > len(suffix)
+	}
+	return false
+}

@@ -1,0 +1,115 @@
+// Package translator turns the Gateway API resources of every member cluster into one IR proxy
+// configuration per Gateway, plus the status of every object it read.
+//
+// Translate is a pure function: it holds no clients, mutates none of its input and returns
+// statuses beside the IR instead of writing them into the objects.
+package translator
+
+import (
+	"sort"
+
+	"github.com/strait-gw/strait/translator/ir"
+)
+
+// Output is the result of one translation.
+type Output struct {
+	// Proxies holds one configuration per accepted Gateway, sorted by node id.
+	Proxies []*ir.Proxy `json:"proxies"`
+	// Statuses holds the status Strait owns for every object it processed, sorted by cluster,
+	// kind, namespace and name.
+	Statuses []Status `json:"statuses"`
+}
+
+// Status is the status of one object, in the object's own status type
+// (e.g. *gwapiv1.GatewayStatus, *gwapiv1.HTTPRouteStatus, *gwapiv1.PolicyStatus).
+type Status struct {
+	Cluster   string `json:"cluster"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Status    any    `json:"status"`
+}
+
+// translation is the state of one Translate call.
+type translation struct {
+	idx      *index
+	statuses map[statusKey]*Status
+	// backends caches resolved backends: many routes share one Service, and resolving its
+	// endpoints once keeps a translation linear in the number of routes.
+	backends map[backendKey]*ir.Backend
+	// byName holds every backend a route referred to, by its IR name.
+	byName map[string]*ir.Backend
+	// bindAddress and sharedHost come from the Input.
+	bindAddress string
+	sharedHost  bool
+	// boundPorts maps "address:port" to the Gateway that binds it, on a shared host.
+	boundPorts map[string]string
+}
+
+type statusKey struct {
+	cluster, kind, namespace, name string
+}
+
+// Translate translates the resources of every cluster. The order of the steps matters:
+// GatewayClasses decide which Gateways are Strait's, Gateways decide which listeners routes can
+// attach to, and routes decide which backends each proxy needs.
+func Translate(in *Input) *Output {
+	t := &translation{
+		idx:      newIndex(in),
+		statuses: map[statusKey]*Status{},
+		backends: map[backendKey]*ir.Backend{},
+		byName:   map[string]*ir.Backend{},
+
+		bindAddress: in.BindAddress,
+		sharedHost:  in.SharedHost,
+		boundPorts:  map[string]string{},
+	}
+	out := &Output{}
+	for _, name := range t.idx.order {
+		ci := t.idx.clusters[name]
+		classes := t.processGatewayClasses(ci)
+		gateways := t.processGateways(ci, classes)
+		t.processRoutes(ci, gateways)
+		for _, gw := range gateways {
+			if p := t.buildProxy(ci, gw); p != nil {
+				out.Proxies = append(out.Proxies, p)
+			}
+		}
+		t.finishGatewayStatuses(gateways)
+	}
+	sort.Slice(out.Proxies, func(i, j int) bool { return out.Proxies[i].Node < out.Proxies[j].Node })
+	out.Statuses = t.sortedStatuses()
+	return out
+}
+
+// status returns the status entry of an object, creating it with newStatus on first use.
+func (t *translation) status(cluster, kind, namespace, name string, newStatus func() any) *Status {
+	key := statusKey{cluster, kind, namespace, name}
+	s := t.statuses[key]
+	if s == nil {
+		s = &Status{Cluster: cluster, Kind: kind, Namespace: namespace, Name: name, Status: newStatus()}
+		t.statuses[key] = s
+	}
+	return s
+}
+
+func (t *translation) sortedStatuses() []Status {
+	out := make([]Status, 0, len(t.statuses))
+	for _, s := range t.statuses {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Cluster != b.Cluster {
+			return a.Cluster < b.Cluster
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return out
+}
