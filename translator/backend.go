@@ -54,6 +54,7 @@ type backendObject struct {
 	group, kind, namespace, name string
 }
 
+// String names the object for condition messages, e.g. "Service default/web".
 func (o backendObject) String() string {
 	return fmt.Sprintf("%s %s/%s", o.kind, o.namespace, o.name)
 }
@@ -103,9 +104,9 @@ func (t *translation) resolveBackendRef(ci *clusterIndex, gw types.NamespacedNam
 	var sp *corev1.ServicePort
 	var err *condError
 	if isImport {
-		target, sp, err = t.idx.importTarget(ci, obj, int32(*ref.Port))
+		target, sp, err = t.idx.importTarget(ci, obj, *ref.Port)
 	} else {
-		target, sp, err = t.idx.serviceTarget(ci, obj, int32(*ref.Port))
+		target, sp, err = t.idx.serviceTarget(ci, obj, *ref.Port)
 	}
 	if err != nil {
 		return nil, err
@@ -213,7 +214,7 @@ func (idx *index) importTarget(ci *clusterIndex, obj backendObject, port int32) 
 // mirrorSource resolves the mirror Service name "<service>-<cluster>" in cluster ci to the other
 // cluster and the Service of namespace ns it exports. Cluster names are DNS labels and may
 // contain "-", so every split point is tried, longest cluster name first; only a split naming a
-// cluster that exports that Service counts. A Service of ci labelled MirrorOfClusterLabel can
+// cluster that exports that Service counts. A Service of ci labeled MirrorOfClusterLabel can
 // only stand for the cluster its label names.
 func (idx *index) mirrorSource(ci *clusterIndex, ns, name string) (cluster, service string, ok bool) {
 	var only string
@@ -522,7 +523,8 @@ func checkCertificatesPEM(data []byte) error {
 // it in namespace/name order. It returns nil when the status already holds the most ancestors
 // Gateway API allows, which then forbids adding one.
 func (t *translation) policyAncestor(cluster string, p *gwapiv1.BackendTLSPolicy, gw types.NamespacedName) *gwapiv1.PolicyAncestorStatus {
-	st := t.status(cluster, "BackendTLSPolicy", p.Namespace, p.Name, func() any { return &gwapiv1.PolicyStatus{} }).Status.(*gwapiv1.PolicyStatus)
+	// Entries of kind BackendTLSPolicy are only ever created here, as *PolicyStatus.
+	st := statusOf[gwapiv1.PolicyStatus](t, cluster, "BackendTLSPolicy", p.Namespace, p.Name)
 	at := len(st.Ancestors)
 	for i := range st.Ancestors {
 		ref := st.Ancestors[i].AncestorRef

@@ -93,7 +93,7 @@ func testEndpoint(addr string) discoveryv1.Endpoint {
 }
 
 func testRef(name string, port int32) gwapiv1.BackendObjectReference {
-	return gwapiv1.BackendObjectReference{Name: gwapiv1.ObjectName(name), Port: testPtr(gwapiv1.PortNumber(port))}
+	return gwapiv1.BackendObjectReference{Name: gwapiv1.ObjectName(name), Port: testPtr(port)}
 }
 
 func testImportRef(name string, port int32) gwapiv1.BackendObjectReference {
@@ -270,7 +270,7 @@ func TestResolveMirrorService(t *testing.T) {
 		{name: "Service name with dashes", ref: "my-api-v2-eu", want: ir.Target{Cluster: "eu", Name: "my-api-v2"}},
 		{name: "cluster name with a dash wins as the longest suffix", westExports: true, ref: "podinfo-west-eu", want: ir.Target{Cluster: "west-eu", Name: "podinfo"}},
 		{name: "shorter suffix when the longer cluster does not export", ref: "podinfo-west-eu", want: ir.Target{Cluster: "eu", Name: "podinfo-west"}},
-		{name: "real Service labelled as a mirror", ref: "db-eu", want: ir.Target{Cluster: "eu", Name: "db"}},
+		{name: "real Service labeled as a mirror", ref: "db-eu", want: ir.Target{Cluster: "eu", Name: "db"}},
 		{name: "real Service is not a mirror", ref: "cache-eu", want: ir.Target{Cluster: "us", Name: "cache-eu"}},
 		{name: "mirror label restricts the cluster", ref: "podinfo-west-eu-2", wantErr: true},
 		{name: "not exported", ref: "private-eu", wantErr: true},

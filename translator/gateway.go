@@ -64,7 +64,7 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 		gw := &gateway{
 			obj:    obj,
 			key:    nsName(obj.Namespace, obj.Name),
-			status: t.status(ci.info.Name, kindGateway, obj.Namespace, obj.Name, func() any { return &gwapiv1.GatewayStatus{} }).Status.(*gwapiv1.GatewayStatus),
+			status: statusOf[gwapiv1.GatewayStatus](t, ci.info.Name, kindGateway, obj.Namespace, obj.Name),
 		}
 		out = append(out, gw)
 	}
@@ -126,7 +126,7 @@ func (t *translation) processListener(ci *clusterIndex, gw *gateway, spec *gwapi
 	gw.status.Listeners = append(gw.status.Listeners, gwapiv1.ListenerStatus{Name: spec.Name})
 	l.status = &gw.status.Listeners[len(gw.status.Listeners)-1]
 	gen := gw.obj.Generation
-	accepted, resolved := true, true
+	accepted := true
 
 	supported, known := listenerKinds[spec.Protocol]
 	if !known {
@@ -134,7 +134,8 @@ func (t *translation) processListener(ci *clusterIndex, gw *gateway, spec *gwapi
 		setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionAccepted), false,
 			string(gwapiv1.ListenerReasonUnsupportedProtocol), fmt.Sprintf("protocol %q is not supported", spec.Protocol))
 	}
-	l.kinds, resolved = allowedKinds(spec, supported)
+	kinds, resolved := allowedKinds(spec, supported)
+	l.kinds = kinds
 	if !resolved {
 		setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionResolvedRefs), false,
 			string(gwapiv1.ListenerReasonInvalidRouteKinds), "allowedRoutes.kinds names a kind this listener cannot serve")
@@ -363,7 +364,7 @@ func (l *listener) allowsKind(kind string) bool {
 	return false
 }
 
-// finishGatewayStatuses sets the conditions that summarise the listeners: Programmed on each
+// finishGatewayStatuses sets the conditions that summarize the listeners: Programmed on each
 // listener, and Accepted, Programmed and addresses on each Gateway.
 func (t *translation) finishGatewayStatuses(gateways []*gateway) {
 	for _, gw := range gateways {

@@ -9,11 +9,6 @@ import (
 	"github.com/strait-gw/strait/translator/ir"
 )
 
-// use records a resolved backend so proxies can look it up by name.
-func (t *translation) use(b *ir.Backend) {
-	t.byName[b.Name] = b
-}
-
 // buildProxy assembles the IR of one Gateway from its programmed listeners and what attached
 // to them. It returns nil for a Gateway that is not accepted.
 func (t *translation) buildProxy(ci *clusterIndex, gw *gateway) *ir.Proxy {
@@ -174,10 +169,10 @@ func ownerOf(host string, ls []*listener) *listener {
 // none.
 func moreSpecific(a, b, host string) bool {
 	rank := func(h string) int {
-		switch {
-		case h == "":
+		switch h {
+		case "":
 			return 0
-		case h == host:
+		case host:
 			return 1 << 30
 		}
 		return len(h)
@@ -261,7 +256,7 @@ func (t *translation) proxyBackends(p *ir.Proxy) []*ir.Backend {
 	}
 	out := make([]*ir.Backend, 0, len(names))
 	for name := range names {
-		out = append(out, t.byName[name])
+		out = append(out, t.backends[backendKey{from: p.Cluster, name: name}])
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -16,7 +16,6 @@ type route struct {
 	parentRefs []gwapiv1.ParentReference
 	// hostnames is nil for kinds without hostnames (TCPRoute).
 	hostnames []gwapiv1.Hostname
-	status    *gwapiv1.RouteStatus
 }
 
 // compiled is a route translated for one Gateway: the result of compiling its rules.
@@ -40,17 +39,17 @@ func (t *translation) processRoutes(ci *clusterIndex, gateways []*gateway) {
 		byKey[gw.key] = gw
 	}
 	for _, r := range ci.res.HTTPRoutes {
-		st := t.routeStatus(ci, "HTTPRoute", &r.ObjectMeta, func() any { return &gwapiv1.HTTPRouteStatus{} })
+		st := routeStatus(t, ci, "HTTPRoute", &r.ObjectMeta, func(s *gwapiv1.HTTPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus })
 		rt := route{kind: "HTTPRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: r.Spec.Hostnames}
 		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled { return t.compileHTTPRoute(ci, gw, r) })
 	}
 	for _, r := range ci.res.GRPCRoutes {
-		st := t.routeStatus(ci, "GRPCRoute", &r.ObjectMeta, func() any { return &gwapiv1.GRPCRouteStatus{} })
+		st := routeStatus(t, ci, "GRPCRoute", &r.ObjectMeta, func(s *gwapiv1.GRPCRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus })
 		rt := route{kind: "GRPCRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: r.Spec.Hostnames}
 		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled { return t.compileGRPCRoute(ci, gw, r) })
 	}
 	for _, r := range ci.res.TLSRoutes {
-		st := t.routeStatus(ci, "TLSRoute", &r.ObjectMeta, func() any { return &gwapiv1.TLSRouteStatus{} })
+		st := routeStatus(t, ci, "TLSRoute", &r.ObjectMeta, func(s *gwapiv1.TLSRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus })
 		hostnames := r.Spec.Hostnames
 		if hostnames == nil {
 			hostnames = []gwapiv1.Hostname{}
@@ -61,7 +60,7 @@ func (t *translation) processRoutes(ci *clusterIndex, gateways []*gateway) {
 		})
 	}
 	for _, r := range ci.res.TCPRoutes {
-		st := t.routeStatus(ci, "TCPRoute", &r.ObjectMeta, func() any { return &gwapiv1.TCPRouteStatus{} })
+		st := routeStatus(t, ci, "TCPRoute", &r.ObjectMeta, func(s *gwapiv1.TCPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus })
 		rt := route{kind: "TCPRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs}
 		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled {
 			return t.compileL4Route(ci, gw, rt, tcpRouteBackends(r))
@@ -69,20 +68,11 @@ func (t *translation) processRoutes(ci *clusterIndex, gateways []*gateway) {
 	}
 }
 
-// routeStatus returns the RouteStatus inside a route kind's status type.
-func (t *translation) routeStatus(ci *clusterIndex, kind string, m *metav1.ObjectMeta, newStatus func() any) func() *gwapiv1.RouteStatus {
+// routeStatus returns a function that gives the RouteStatus of a route, created on first use:
+// a route none of whose parents is Strait's gets no status from Strait.
+func routeStatus[T any](t *translation, ci *clusterIndex, kind string, m *metav1.ObjectMeta, inner func(*T) *gwapiv1.RouteStatus) func() *gwapiv1.RouteStatus {
 	return func() *gwapiv1.RouteStatus {
-		switch st := t.status(ci.info.Name, kind, m.Namespace, m.Name, newStatus).Status.(type) {
-		case *gwapiv1.HTTPRouteStatus:
-			return &st.RouteStatus
-		case *gwapiv1.GRPCRouteStatus:
-			return &st.RouteStatus
-		case *gwapiv1.TLSRouteStatus:
-			return &st.RouteStatus
-		case *gwapiv1.TCPRouteStatus:
-			return &st.RouteStatus
-		}
-		panic("translator: unknown route status type") // unreachable: the kinds above are all there are
+		return inner(statusOf[T](t, ci.info.Name, kind, m.Namespace, m.Name))
 	}
 }
 

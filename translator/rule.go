@@ -133,7 +133,6 @@ func (rc *ruleContext) backends(refs []gwapiv1.HTTPBackendRef) ([]*ir.WeightedBa
 			rc.unresolved(err)
 		} else {
 			wb.Backend = b.Name
-			rc.t.use(b)
 		}
 		out = append(out, wb)
 	}
@@ -151,7 +150,6 @@ func (rc *ruleContext) mirror(f *gwapiv1.HTTPRequestMirrorFilter) *ir.Mirror {
 		rc.unresolved(err)
 		return nil
 	}
-	rc.t.use(b)
 	m := &ir.Mirror{Backend: b.Name, Numerator: 100, Denominator: 100}
 	switch {
 	case f.Fraction != nil:

@@ -6,6 +6,7 @@
 package translator
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/strait-gw/strait/translator/ir"
@@ -37,8 +38,6 @@ type translation struct {
 	// backends caches resolved backends: many routes share one Service, and resolving its
 	// endpoints once keeps a translation linear in the number of routes.
 	backends map[backendKey]*ir.Backend
-	// byName holds every backend a route referred to, by its IR name.
-	byName map[string]*ir.Backend
 	// bindAddress and sharedHost come from the Input.
 	bindAddress string
 	sharedHost  bool
@@ -58,7 +57,6 @@ func Translate(in *Input) *Output {
 		idx:      newIndex(in),
 		statuses: map[statusKey]*Status{},
 		backends: map[backendKey]*ir.Backend{},
-		byName:   map[string]*ir.Backend{},
 
 		bindAddress: in.BindAddress,
 		sharedHost:  in.SharedHost,
@@ -82,15 +80,20 @@ func Translate(in *Input) *Output {
 	return out
 }
 
-// status returns the status entry of an object, creating it with newStatus on first use.
-func (t *translation) status(cluster, kind, namespace, name string, newStatus func() any) *Status {
+// statusOf returns the status of an object, of type T, creating it on first use. Each kind
+// has one status type, so T is always the type the entry was created with.
+func statusOf[T any](t *translation, cluster, kind, namespace, name string) *T {
 	key := statusKey{cluster, kind, namespace, name}
 	s := t.statuses[key]
 	if s == nil {
-		s = &Status{Cluster: cluster, Kind: kind, Namespace: namespace, Name: name, Status: newStatus()}
+		s = &Status{Cluster: cluster, Kind: kind, Namespace: namespace, Name: name, Status: new(T)}
 		t.statuses[key] = s
 	}
-	return s
+	st, ok := s.Status.(*T)
+	if !ok {
+		panic(fmt.Sprintf("translator: status of %s is %T, not %T", kind, s.Status, st))
+	}
+	return st
 }
 
 func (t *translation) sortedStatuses() []Status {

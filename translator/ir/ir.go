@@ -319,7 +319,9 @@ type Target struct {
 // Backend is one upstream cluster: a port of a Service or ServiceImport.
 type Backend struct {
 	// Name is "<cluster>/<namespace>/<service>/<port>" for a Service and
-	// "import/<namespace>/<service>/<port>" for a ServiceImport.
+	// "import/<namespace>/<service>/<port>" for a ServiceImport, with "/h2c" or "/tcp"
+	// appended when the route kind speaks another protocol than the port declares (a
+	// GRPCRoute to a plain port, any TCPRoute or TLSRoute), so that names stay unique.
 	Name        string      `json:"name"`
 	Target      Target      `json:"target"`
 	AppProtocol AppProtocol `json:"appProtocol"`
