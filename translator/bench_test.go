@@ -95,7 +95,7 @@ func BenchmarkTranslate(b *testing.B) {
 }
 
 // BenchmarkEndpointUpdate is the endpoint fast path at the same size: one Service's
-// EndpointSlice changes, the change is recognised as endpoints-only, and every proxy gets
+// EndpointSlice changes, the change is recognized as endpoints-only, and every proxy gets
 // fresh endpoints without a full translation.
 func BenchmarkEndpointUpdate(b *testing.B) {
 	in := benchInput(10000)

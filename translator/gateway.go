@@ -4,10 +4,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,9 +20,12 @@ import (
 
 // gateway is a Gateway of a Strait GatewayClass with its listeners, as translation goes on.
 type gateway struct {
-	obj    *gwapiv1.Gateway
-	key    types.NamespacedName
-	status *gwapiv1.GatewayStatus
+	obj *gwapiv1.Gateway
+	key types.NamespacedName
+	// cluster is the member cluster the Gateway lives in; node is its proxy's xDS node id,
+	// "<cluster>/<namespace>/<name>".
+	cluster, node string
+	status        *gwapiv1.GatewayStatus
 	// addresses are where the Gateway's listeners bind; empty when the Gateway is not accepted.
 	addresses []string
 	listeners []*listener
@@ -62,9 +67,11 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 			continue
 		}
 		gw := &gateway{
-			obj:    obj,
-			key:    nsName(obj.Namespace, obj.Name),
-			status: statusOf[gwapiv1.GatewayStatus](t, ci.info.Name, kindGateway, obj.Namespace, obj.Name),
+			obj:     obj,
+			key:     nsName(obj.Namespace, obj.Name),
+			cluster: ci.info.Name,
+			node:    ci.info.Name + "/" + obj.Namespace + "/" + obj.Name,
+			status:  statusOf[gwapiv1.GatewayStatus](t, ci.info.Name, kindGateway, obj.Namespace, obj.Name),
 		}
 		out = append(out, gw)
 	}
@@ -86,9 +93,6 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 			gw.listeners = append(gw.listeners, t.processListener(ci, gw, &gw.obj.Spec.Listeners[i]))
 		}
 		markConflicts(gw.listeners)
-	}
-	if t.sharedHost {
-		t.markPortsInUse(out)
 	}
 	return out
 }
@@ -168,6 +172,8 @@ func (t *translation) processListener(ci *clusterIndex, gw *gateway, spec *gwapi
 // its protocol serves, or everything it serves. ok is false when a listed kind was dropped.
 func allowedKinds(spec *gwapiv1.Listener, supported []gwapiv1.Kind) (kinds []gwapiv1.RouteGroupKind, ok bool) {
 	group := gwapiv1.Group(groupGateway)
+	// The field is required in status; an empty list says nothing can attach.
+	kinds = []gwapiv1.RouteGroupKind{}
 	if spec.AllowedRoutes == nil || len(spec.AllowedRoutes.Kinds) == 0 {
 		for _, k := range supported {
 			kinds = append(kinds, gwapiv1.RouteGroupKind{Group: &group, Kind: k})
@@ -181,10 +187,6 @@ func allowedKinds(spec *gwapiv1.Listener, supported []gwapiv1.Kind) (kinds []gwa
 		} else {
 			ok = false
 		}
-	}
-	if kinds == nil {
-		// The field is required in status; an empty list says nothing can attach.
-		kinds = []gwapiv1.RouteGroupKind{}
 	}
 	return kinds, ok
 }
@@ -270,40 +272,77 @@ func protocolFamily(p gwapiv1.ProtocolType) string {
 	return string(p)
 }
 
+// conflictReason says why two listeners on one port cannot be told apart, "" when they can.
+func conflictReason(a, b *listener) gwapiv1.ListenerConditionReason {
+	switch {
+	case protocolFamily(a.spec.Protocol) != protocolFamily(b.spec.Protocol):
+		return gwapiv1.ListenerReasonProtocolConflict
+	case a.hostname() == b.hostname() || a.spec.Protocol == gwapiv1.TCPProtocolType:
+		return gwapiv1.ListenerReasonHostnameConflict
+	}
+	return ""
+}
+
 // markConflicts marks listeners of one Gateway that cannot share their port: a protocol that
-// cannot be told apart from another on that port, or the same hostname twice. As the spec
-// suggests, the listener that comes first in the Gateway keeps the port.
+// cannot be told apart from another on that port, or the same hostname twice. The spec forbids
+// picking a winner: every listener of a conflicting pair is Conflicted and not accepted.
+// Listeners of a protocol Strait does not serve bind nothing and conflict with nothing.
+// HTTPS listeners whose hostnames overlap get OverlappingTLSConfig, which the spec requires
+// (HTTP/2 connection coalescing can carry a request to the other listener's certificate).
 func markConflicts(ls []*listener) {
-	for i, l := range ls {
-		reason := ""
-		for _, prev := range ls[:i] {
-			if prev.spec.Port != l.spec.Port {
+	reasons := make([]gwapiv1.ListenerConditionReason, len(ls))
+	peers := make([][]string, len(ls))
+	overlapping := make([]bool, len(ls))
+	for i, a := range ls {
+		for j := i + 1; j < len(ls); j++ {
+			b := ls[j]
+			if a.spec.Port != b.spec.Port || listenerKinds[a.spec.Protocol] == nil || listenerKinds[b.spec.Protocol] == nil {
 				continue
 			}
-			if protocolFamily(prev.spec.Protocol) != protocolFamily(l.spec.Protocol) {
-				reason = string(gwapiv1.ListenerReasonProtocolConflict)
-				break
+			if reason := conflictReason(a, b); reason != "" {
+				for _, k := range []int{i, j} {
+					if reasons[k] == "" {
+						reasons[k] = reason
+					}
+				}
+				peers[i] = append(peers[i], string(b.spec.Name))
+				peers[j] = append(peers[j], string(a.spec.Name))
+				continue
 			}
-			if prev.hostname() == l.hostname() || l.spec.Protocol == gwapiv1.TCPProtocolType {
-				reason = string(gwapiv1.ListenerReasonHostnameConflict)
-				break
+			if a.spec.Protocol == gwapiv1.HTTPSProtocolType && b.spec.Protocol == gwapiv1.HTTPSProtocolType &&
+				a.hostname() != "" && b.hostname() != "" &&
+				(hostCovers(a.hostname(), b.hostname()) || hostCovers(b.hostname(), a.hostname())) {
+				overlapping[i], overlapping[j] = true, true
 			}
 		}
+	}
+	for i, l := range ls {
 		gen := l.gw.obj.Generation
-		if reason == "" {
+		if overlapping[i] {
+			setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionOverlappingTLSConfig), true,
+				string(gwapiv1.ListenerReasonOverlappingHostnames), "the hostname overlaps the hostname of another HTTPS listener on this port")
+		}
+		if reasons[i] == "" {
 			setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionConflicted), false,
 				string(gwapiv1.ListenerReasonNoConflicts), "No conflicts")
 			continue
 		}
 		l.ok = false
-		setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionConflicted), true, reason,
-			fmt.Sprintf("port %d is already used by an earlier listener that cannot share it", l.spec.Port))
+		msg := fmt.Sprintf("port %d is shared with listener(s) %s, which cannot be told apart from this one", l.spec.Port, strings.Join(peers[i], ", "))
+		setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionConflicted), true, string(reasons[i]), msg)
+		if meta.IsStatusConditionTrue(l.status.Conditions, string(gwapiv1.ListenerConditionAccepted)) {
+			setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionAccepted), false, string(reasons[i]), msg)
+		}
 	}
 }
 
 // markPortsInUse marks listeners whose address and port an older Gateway already binds, for
-// proxies sharing one host. gateways must be sorted oldest first.
+// proxies sharing one host. gateways are those of every cluster: a Gateway keeps its ports
+// against younger ones whatever cluster they live in.
 func (t *translation) markPortsInUse(gateways []*gateway) {
+	gateways = slices.Clone(gateways)
+	// Stable: Gateways of equal age and name keep the clusters' name order.
+	sort.SliceStable(gateways, func(i, j int) bool { return olderFirst(&gateways[i].obj.ObjectMeta, &gateways[j].obj.ObjectMeta) })
 	for _, gw := range gateways {
 		for _, l := range gw.listeners {
 			if !l.ok {
@@ -313,10 +352,10 @@ func (t *translation) markPortsInUse(gateways []*gateway) {
 				key := fmt.Sprintf("%s:%d", addr, l.spec.Port)
 				owner, taken := t.boundPorts[key]
 				if !taken {
-					t.boundPorts[key] = gw.key.String()
+					t.boundPorts[key] = gw.node
 					continue
 				}
-				if owner == gw.key.String() {
+				if owner == gw.node {
 					continue
 				}
 				l.ok = false
@@ -384,6 +423,10 @@ func (t *translation) finishGatewayStatuses(gateways []*gateway) {
 			continue // Accepted and Programmed already say why.
 		}
 		switch {
+		case len(gw.listeners) == 0:
+			// The API requires a listener; without one the Gateway serves nothing.
+			setCondition(&gw.status.Conditions, gen, string(gwapiv1.GatewayConditionAccepted), false,
+				string(gwapiv1.GatewayReasonInvalid), "Gateway has no listeners")
 		case valid == len(gw.listeners):
 			setCondition(&gw.status.Conditions, gen, string(gwapiv1.GatewayConditionAccepted), true,
 				string(gwapiv1.GatewayReasonAccepted), "Gateway is accepted")

@@ -18,7 +18,7 @@ func (t *translation) compileGRPCRoute(ci *clusterIndex, gw *gateway, r *gwapiv1
 	var invalid []string
 	var firstErr *condError
 	for i := range r.Spec.Rules {
-		routes, err := rc.grpcRule(i, &r.Spec.Rules[i])
+		routes, precedence, err := rc.grpcRule(i, &r.Spec.Rules[i])
 		if err != nil {
 			invalid = append(invalid, fmt.Sprintf("rule %d: %s", i, err.Msg))
 			if firstErr == nil {
@@ -27,13 +27,14 @@ func (t *translation) compileGRPCRoute(ci *clusterIndex, gw *gateway, r *gwapiv1
 			continue
 		}
 		for j, route := range routes {
-			ranked = append(ranked, &rankedRoute{route: route, age: r.CreationTimestamp.UnixNano(), object: r.Namespace + "/" + r.Name, rule: i, match: j})
+			ranked = append(ranked, &rankedRoute{route: route, grpc: &precedence[j], age: r.CreationTimestamp.UnixNano(), object: r.Namespace + "/" + r.Name, rule: i, match: j})
 		}
 	}
 	return rc.result(ranked, invalid, firstErr)
 }
 
-func (rc *ruleContext) grpcRule(i int, rule *gwapiv1.GRPCRouteRule) ([]*ir.Route, *condError) {
+// grpcRule translates one rule into one IR route per match, with the precedence of each.
+func (rc *ruleContext) grpcRule(i int, rule *gwapiv1.GRPCRouteRule) ([]*ir.Route, []grpcPrecedence, *condError) {
 	tmpl := ir.Route{}
 	if rule.Name != nil {
 		tmpl.RuleName = string(*rule.Name)
@@ -42,31 +43,44 @@ func (rc *ruleContext) grpcRule(i int, rule *gwapiv1.GRPCRouteRule) ([]*ir.Route
 	for k, ref := range rule.BackendRefs {
 		refs[k] = gwapiv1.HTTPBackendRef{BackendRef: ref.BackendRef, Filters: httpFilters(ref.Filters)}
 	}
-	if err := rc.action(&tmpl, httpFilters(rule.Filters), refs); err != nil {
-		return nil, err
-	}
-	affinity, err := sessionAffinity(rule.SessionPersistence, rc.route)
-	if err != nil {
-		return nil, err
-	}
-	tmpl.SessionAffinity = affinity
-
 	matches := rule.Matches
 	if len(matches) == 0 {
 		matches = []gwapiv1.GRPCRouteMatch{{}}
 	}
+	// As for HTTPRoutes, what can drop the rule is checked before its backends are resolved.
+	irMatches := make([]ir.Match, len(matches))
+	precedence := make([]grpcPrecedence, len(matches))
+	for j := range matches {
+		var err *condError
+		if irMatches[j], precedence[j], err = grpcMatch(&matches[j]); err != nil {
+			return nil, nil, err
+		}
+	}
+	affinity, err := sessionAffinity(rule.SessionPersistence, rc.route)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl.SessionAffinity = affinity
+	if err := rc.action(&tmpl, httpFilters(rule.Filters), refs); err != nil {
+		return nil, nil, err
+	}
+
 	out := make([]*ir.Route, 0, len(matches))
 	for j := range matches {
-		m, err := grpcMatch(&matches[j])
-		if err != nil {
-			return nil, err
-		}
 		route := tmpl
 		route.Name = fmt.Sprintf("%s/rule/%d/match/%d", rc.route, i, j)
-		route.Match = m
+		route.Match = irMatches[j]
 		out = append(out, &route)
 	}
-	return out, nil
+	return out, precedence, nil
+}
+
+// grpcPrecedence ranks a GRPCRoute match as the spec does, where the path it becomes cannot:
+// more characters of service, then of method, then more header matches. A service-only match
+// thus precedes a method-only one, though the first is a path prefix and the second a regular
+// expression.
+type grpcPrecedence struct {
+	service, method, headers int
 }
 
 // httpFilters converts GRPCRoute filters to the HTTPRoute filters they are a subset of.
@@ -86,8 +100,9 @@ func httpFilters(in []gwapiv1.GRPCRouteFilter) []gwapiv1.HTTPRouteFilter {
 
 // grpcMatch turns a gRPC method match into a path match: service and method give an exact
 // path, a service alone a prefix, and anything else a regular expression.
-func grpcMatch(m *gwapiv1.GRPCRouteMatch) (ir.Match, *condError) {
+func grpcMatch(m *gwapiv1.GRPCRouteMatch) (ir.Match, grpcPrecedence, *condError) {
 	out := ir.Match{PathType: ir.PathPrefix, Path: "/"}
+	var p grpcPrecedence
 	if mm := m.Method; mm != nil {
 		service, method := "", ""
 		if mm.Service != nil {
@@ -96,6 +111,7 @@ func grpcMatch(m *gwapiv1.GRPCRouteMatch) (ir.Match, *condError) {
 		if mm.Method != nil {
 			method = *mm.Method
 		}
+		p.service, p.method = len(service), len(method)
 		regex := mm.Type != nil && *mm.Type == gwapiv1.GRPCMethodMatchRegularExpression
 		switch {
 		case !regex && service != "" && method != "":
@@ -113,7 +129,7 @@ func grpcMatch(m *gwapiv1.GRPCRouteMatch) (ir.Match, *condError) {
 			}
 			out.PathType, out.Path = ir.PathRegex, "/"+service+"/"+method
 			if err := checkRegex(out.Path); err != nil {
-				return out, err
+				return out, p, err
 			}
 		}
 	}
@@ -128,10 +144,11 @@ func grpcMatch(m *gwapiv1.GRPCRouteMatch) (ir.Match, *condError) {
 		if h.Type != nil && *h.Type == gwapiv1.GRPCHeaderMatchRegularExpression {
 			sm.Type = ir.MatchRegex
 			if err := checkRegex(h.Value); err != nil {
-				return out, err
+				return out, p, err
 			}
 		}
 		out.Headers = append(out.Headers, sm)
 	}
-	return out, nil
+	p.headers = len(out.Headers)
+	return out, p, nil
 }

@@ -12,14 +12,18 @@ import (
 
 // httpAttachment is a route attached to an HTTP or HTTPS listener for some host names.
 type httpAttachment struct {
-	hostnames []string
-	routes    []*rankedRoute
+	// kind is HTTPRoute or GRPCRoute; object is the route, "<cluster>/<namespace>/<name>".
+	kind, object string
+	hostnames    []string
+	routes       []*rankedRoute
 }
 
 // rankedRoute is an IR route with what orders it among the routes of one host (the spec's
 // precedence, then the route's age and name, then rule and match order).
 type rankedRoute struct {
-	route  *ir.Route
+	route *ir.Route
+	// grpc is the precedence of a GRPCRoute match; nil for HTTPRoutes.
+	grpc   *grpcPrecedence
 	age    int64 // creation time, Unix nanoseconds
 	object string
 	rule   int
@@ -58,10 +62,12 @@ func (rc *ruleContext) result(ranked []*rankedRoute, invalid []string, firstErr 
 		c.accepted.Msg = strings.Join(invalid, "; ")
 		return c
 	case len(invalid) > 0:
-		c.partial = "Dropped invalid rules: " + strings.Join(invalid, "; ")
+		// The spec requires this prefix for rules that are dropped rather than kept at their
+		// last good state.
+		c.partial = "Dropped Rule(s): " + strings.Join(invalid, "; ")
 	}
 	c.attach = func(l *listener, hostnames []string) {
-		l.http = append(l.http, &httpAttachment{hostnames: hostnames, routes: ranked})
+		l.http = append(l.http, &httpAttachment{kind: rc.kind, object: rc.route, hostnames: hostnames, routes: ranked})
 	}
 	return c
 }
@@ -72,8 +78,22 @@ func (rc *ruleContext) httpRule(i int, rule *gwapiv1.HTTPRouteRule) ([]*ir.Route
 	if rule.Name != nil {
 		tmpl.RuleName = string(*rule.Name)
 	}
-	if err := rc.action(&tmpl, rule.Filters, rule.BackendRefs); err != nil {
-		return nil, err
+	// Everything that can drop the rule is checked before its backends are resolved, so
+	// that a dropped rule leaves no trace in the statuses of what it refers to.
+	matches := rule.Matches
+	if len(matches) == 0 {
+		matches = []gwapiv1.HTTPRouteMatch{{}}
+	}
+	irMatches := make([]ir.Match, len(matches))
+	for j := range matches {
+		var err *condError
+		if irMatches[j], err = httpMatch(&matches[j]); err != nil {
+			return nil, err
+		}
+		if irMatches[j].PathType != ir.PathPrefix && replacesPrefixMatch(rule.Filters) {
+			return nil, newCondError(string(gwapiv1.RouteConditionAccepted), string(gwapiv1.RouteReasonUnsupportedValue),
+				"ReplacePrefixMatch needs a PathPrefix match")
+		}
 	}
 	if err := ruleTimeouts(&tmpl, rule.Timeouts); err != nil {
 		return nil, err
@@ -99,31 +119,36 @@ func (rc *ruleContext) httpRule(i int, rule *gwapiv1.HTTPRouteRule) ([]*ir.Route
 		return nil, err
 	}
 	tmpl.SessionAffinity = affinity
-
-	matches := rule.Matches
-	if len(matches) == 0 {
-		matches = []gwapiv1.HTTPRouteMatch{{}}
+	if err := rc.action(&tmpl, rule.Filters, rule.BackendRefs); err != nil {
+		return nil, err
 	}
+
 	out := make([]*ir.Route, 0, len(matches))
-	for j := range matches {
-		m, err := httpMatch(&matches[j])
-		if err != nil {
-			return nil, err
-		}
-		if tmpl.Rewrite != nil && tmpl.Rewrite.Path != nil && tmpl.Rewrite.Path.Type == ir.ReplacePrefixMatch && m.PathType != ir.PathPrefix {
-			return nil, newCondError(string(gwapiv1.RouteConditionAccepted), string(gwapiv1.RouteReasonUnsupportedValue),
-				"ReplacePrefixMatch needs a PathPrefix match")
-		}
-		if tmpl.Redirect != nil && tmpl.Redirect.Path != nil && tmpl.Redirect.Path.Type == ir.ReplacePrefixMatch && m.PathType != ir.PathPrefix {
-			return nil, newCondError(string(gwapiv1.RouteConditionAccepted), string(gwapiv1.RouteReasonUnsupportedValue),
-				"ReplacePrefixMatch needs a PathPrefix match")
-		}
+	for j, m := range irMatches {
 		route := tmpl
 		route.Name = fmt.Sprintf("%s/rule/%d/match/%d", rc.route, i, j)
 		route.Match = m
 		out = append(out, &route)
 	}
 	return out, nil
+}
+
+// replacesPrefixMatch reports whether a URLRewrite or RequestRedirect filter replaces the
+// matched path prefix, which only a PathPrefix match has.
+func replacesPrefixMatch(filters []gwapiv1.HTTPRouteFilter) bool {
+	for _, f := range filters {
+		var p *gwapiv1.HTTPPathModifier
+		switch {
+		case f.Type == gwapiv1.HTTPRouteFilterURLRewrite && f.URLRewrite != nil:
+			p = f.URLRewrite.Path
+		case f.Type == gwapiv1.HTTPRouteFilterRequestRedirect && f.RequestRedirect != nil:
+			p = f.RequestRedirect.Path
+		}
+		if p != nil && p.Type == gwapiv1.PrefixMatchHTTPPathModifier {
+			return true
+		}
+	}
+	return false
 }
 
 func ruleTimeouts(r *ir.Route, t *gwapiv1.HTTPRouteTimeouts) *condError {
@@ -224,8 +249,15 @@ func checkRegex(expr string) *condError {
 // before reports whether a takes precedence over b among the routes of one host, in the
 // order the HTTPRoute spec gives: exact path, then regular expression, then the longest
 // prefix; then a method match; then more header matches; then more query parameter matches;
-// then the older route, the route name, rule and match order.
+// then the older route, the route name, rule and match order. Two GRPCRoute matches are
+// ranked by the GRPCRoute spec instead (see grpcPrecedence).
 func (a *rankedRoute) before(b *rankedRoute) bool {
+	if a.grpc != nil && b.grpc != nil {
+		if *a.grpc != *b.grpc {
+			return a.grpc.before(b.grpc)
+		}
+		return a.tieBefore(b)
+	}
 	am, bm := &a.route.Match, &b.route.Match
 	if ra, rb := pathRank(am.PathType), pathRank(bm.PathType); ra != rb {
 		return ra < rb
@@ -242,6 +274,23 @@ func (a *rankedRoute) before(b *rankedRoute) bool {
 	if len(am.QueryParams) != len(bm.QueryParams) {
 		return len(am.QueryParams) > len(bm.QueryParams)
 	}
+	return a.tieBefore(b)
+}
+
+// before orders GRPCRoute matches by the spec's precedence.
+func (a *grpcPrecedence) before(b *grpcPrecedence) bool {
+	if a.service != b.service {
+		return a.service > b.service
+	}
+	if a.method != b.method {
+		return a.method > b.method
+	}
+	return a.headers > b.headers
+}
+
+// tieBefore orders routes whose matches are equally specific: the older route, the route
+// name, then rule and match order.
+func (a *rankedRoute) tieBefore(b *rankedRoute) bool {
 	if a.age != b.age {
 		return a.age < b.age
 	}

@@ -10,12 +10,13 @@ import (
 )
 
 // buildProxy assembles the IR of one Gateway from its programmed listeners and what attached
-// to them. It returns nil for a Gateway that is not accepted.
-func (t *translation) buildProxy(ci *clusterIndex, gw *gateway) *ir.Proxy {
+// to them. It returns nil for a Gateway that is not accepted: one whose addresses are not
+// usable, or that has no valid listener.
+func (t *translation) buildProxy(gw *gateway) *ir.Proxy {
 	if gw.addresses == nil {
 		return nil
 	}
-	p := &ir.Proxy{Node: ci.info.Name + "/" + gw.key.Namespace + "/" + gw.key.Name, Cluster: ci.info.Name}
+	p := &ir.Proxy{Node: gw.node, Cluster: gw.cluster}
 	byPort := map[gwapiv1.PortNumber][]*listener{}
 	var ports []gwapiv1.PortNumber
 	for _, l := range gw.listeners {
@@ -26,6 +27,9 @@ func (t *translation) buildProxy(ci *clusterIndex, gw *gateway) *ir.Proxy {
 			ports = append(ports, l.spec.Port)
 		}
 		byPort[l.spec.Port] = append(byPort[l.spec.Port], l)
+	}
+	if len(ports) == 0 {
+		return nil
 	}
 	sort.Slice(ports, func(i, j int) bool { return ports[i] < ports[j] })
 	for _, port := range ports {
@@ -108,6 +112,7 @@ func (t *translation) portChains(gw *gateway, port gwapiv1.PortNumber, ls []*lis
 // of a wildcard listener never serve a host that a more specific listener owns.
 func routeTable(name string, ls, all []*listener) *ir.RouteTable {
 	byHost := map[string][]*rankedRoute{}
+	owner := map[string]*listener{}
 	seen := map[string]map[string]bool{}
 	for _, l := range ls {
 		for _, a := range l.http {
@@ -117,6 +122,7 @@ func routeTable(name string, ls, all []*listener) *ir.RouteTable {
 				}
 				if seen[host] == nil {
 					seen[host] = map[string]bool{}
+					owner[host] = l
 				}
 				for _, r := range a.routes {
 					// A route attached through two parentRefs is still one route.
@@ -130,16 +136,33 @@ func routeTable(name string, ls, all []*listener) *ir.RouteTable {
 	}
 	rt := &ir.RouteTable{Name: name}
 	hosts := make([]string, 0, len(byHost))
-	for h := range byHost {
+	for h, ranked := range byHost {
 		hosts = append(hosts, h)
+		sort.SliceStable(ranked, func(i, j int) bool { return ranked[i].before(ranked[j]) })
 	}
 	sort.Strings(hosts)
 	for _, h := range hosts {
-		ranked := byHost[h]
-		sort.SliceStable(ranked, func(i, j int) bool { return ranked[i].before(ranked[j]) })
-		vh := &ir.VirtualHost{Name: h, Domains: []string{h}, Routes: make([]*ir.Route, len(ranked))}
-		for i, r := range ranked {
-			vh.Routes[i] = r.route
+		// The spec gives the routes of a more specific hostname precedence, not exclusivity:
+		// a request for h also matches the routes of the listener's wider names that cover
+		// h ("*.example.com", "*"), after those of h and most specific first.
+		var wider []string
+		for _, w := range hosts {
+			if w != h && owner[w] == owner[h] && hostCovers(w, h) {
+				wider = append(wider, w)
+			}
+		}
+		sort.Slice(wider, func(i, j int) bool { return sniBefore(wider[i], wider[j]) })
+		vh := &ir.VirtualHost{Name: h, Domains: []string{h}}
+		for _, r := range byHost[h] {
+			vh.Routes = append(vh.Routes, r.route)
+		}
+		for _, w := range wider {
+			for _, r := range byHost[w] {
+				if !seen[h][r.route.Name] {
+					seen[h][r.route.Name] = true
+					vh.Routes = append(vh.Routes, r.route)
+				}
+			}
 		}
 		rt.VirtualHosts = append(rt.VirtualHosts, vh)
 	}

@@ -2,6 +2,7 @@ package translator
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,23 +39,34 @@ func (t *translation) processRoutes(ci *clusterIndex, gateways []*gateway) {
 	for _, gw := range gateways {
 		byKey[gw.key] = gw
 	}
+	// HTTPRoutes and GRPCRoutes attach oldest first: where the two kinds claim a host name on
+	// one listener, the spec keeps the older route (see attachParent).
+	type pending struct {
+		meta   *metav1.ObjectMeta
+		attach func()
+	}
+	var httpRoutes []pending
 	for _, r := range ci.res.HTTPRoutes {
-		st := routeStatus(t, ci, "HTTPRoute", &r.ObjectMeta, func(s *gwapiv1.HTTPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus })
-		rt := route{kind: "HTTPRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: r.Spec.Hostnames}
-		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled { return t.compileHTTPRoute(ci, gw, r) })
+		httpRoutes = append(httpRoutes, pending{&r.ObjectMeta, func() {
+			st := routeStatus(t, ci, "HTTPRoute", &r.ObjectMeta, func(s *gwapiv1.HTTPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus })
+			rt := route{kind: "HTTPRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: nonNil(r.Spec.Hostnames)}
+			t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled { return t.compileHTTPRoute(ci, gw, r) })
+		}})
 	}
 	for _, r := range ci.res.GRPCRoutes {
-		st := routeStatus(t, ci, "GRPCRoute", &r.ObjectMeta, func(s *gwapiv1.GRPCRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus })
-		rt := route{kind: "GRPCRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: r.Spec.Hostnames}
-		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled { return t.compileGRPCRoute(ci, gw, r) })
+		httpRoutes = append(httpRoutes, pending{&r.ObjectMeta, func() {
+			st := routeStatus(t, ci, "GRPCRoute", &r.ObjectMeta, func(s *gwapiv1.GRPCRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus })
+			rt := route{kind: "GRPCRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: nonNil(r.Spec.Hostnames)}
+			t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled { return t.compileGRPCRoute(ci, gw, r) })
+		}})
+	}
+	sort.SliceStable(httpRoutes, func(i, j int) bool { return olderFirst(httpRoutes[i].meta, httpRoutes[j].meta) })
+	for _, p := range httpRoutes {
+		p.attach()
 	}
 	for _, r := range ci.res.TLSRoutes {
 		st := routeStatus(t, ci, "TLSRoute", &r.ObjectMeta, func(s *gwapiv1.TLSRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus })
-		hostnames := r.Spec.Hostnames
-		if hostnames == nil {
-			hostnames = []gwapiv1.Hostname{}
-		}
-		rt := route{kind: "TLSRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: hostnames}
+		rt := route{kind: "TLSRoute", meta: &r.ObjectMeta, parentRefs: r.Spec.ParentRefs, hostnames: nonNil(r.Spec.Hostnames)}
 		t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled {
 			return t.compileL4Route(ci, gw, rt, tlsRouteBackends(r))
 		})
@@ -66,6 +78,16 @@ func (t *translation) processRoutes(ci *clusterIndex, gateways []*gateway) {
 			return t.compileL4Route(ci, gw, rt, tcpRouteBackends(r))
 		})
 	}
+}
+
+// nonNil returns a route's hostnames, empty rather than nil when it has none: route.hostnames
+// is nil only for kinds that have no hostnames at all, and a route of a kind that has them but
+// names none serves every host of its listener.
+func nonNil(hostnames []gwapiv1.Hostname) []gwapiv1.Hostname {
+	if hostnames == nil {
+		return []gwapiv1.Hostname{}
+	}
+	return hostnames
 }
 
 // routeStatus returns a function that gives the RouteStatus of a route, created on first use:
@@ -162,17 +184,47 @@ func (t *translation) attachParent(ci *clusterIndex, gw *gateway, r route, ref g
 				continue
 			}
 		}
+		if other := l.otherKindClaiming(r.kind, hostnames); other != nil {
+			reason = string(gwapiv1.RouteReasonNotAllowedByListeners)
+			msg = fmt.Sprintf("listener %s already serves these hostnames with the older %s %s; an HTTPRoute and a GRPCRoute cannot share a hostname",
+				l.spec.Name, other.kind, other.object)
+			continue
+		}
 		attached++
 		l.status.AttachedRoutes++
-		if l.ok {
-			c.attach(l, hostnames)
-		}
+		// Attached even to a listener that is not programmed (buildProxy skips it): what
+		// attached still decides the status of later routes.
+		c.attach(l, hostnames)
 	}
 	if attached == 0 {
 		setCondition(&ps.Conditions, gen, accepted, false, reason, msg)
 		return
 	}
 	setCondition(&ps.Conditions, gen, accepted, true, string(gwapiv1.RouteReasonAccepted), "Route is accepted")
+}
+
+// otherKindClaiming returns the HTTPRoute or GRPCRoute of the other kind than kind that
+// already serves one of hostnames on the listener, nil if there is none. The spec lets only one
+// of the two kinds serve a host name on a listener.
+func (l *listener) otherKindClaiming(kind string, hostnames []string) *httpAttachment {
+	for _, a := range l.http {
+		if a.kind != kind && hostsOverlap(a.hostnames, hostnames) {
+			return a
+		}
+	}
+	return nil
+}
+
+// hostsOverlap reports whether some host name matches a name of both lists ("*" matches any).
+func hostsOverlap(as, bs []string) bool {
+	for _, a := range as {
+		for _, b := range bs {
+			if a == b || hostCovers(a, b) || hostCovers(b, a) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // intersectHostnames returns the host names a route serves on a listener: the route's names

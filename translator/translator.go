@@ -41,7 +41,8 @@ type translation struct {
 	// bindAddress and sharedHost come from the Input.
 	bindAddress string
 	sharedHost  bool
-	// boundPorts maps "address:port" to the Gateway that binds it, on a shared host.
+	// boundPorts maps "address:port" to the node id of the Gateway that binds it, on a shared
+	// host.
 	boundPorts map[string]string
 }
 
@@ -63,17 +64,27 @@ func Translate(in *Input) *Output {
 		boundPorts:  map[string]string{},
 	}
 	out := &Output{}
+	// Gateways of every cluster first: on a shared host, which listeners may bind their port
+	// depends on the Gateways of the other clusters too.
+	gateways := make(map[string][]*gateway, len(t.idx.order))
+	var all []*gateway
 	for _, name := range t.idx.order {
 		ci := t.idx.clusters[name]
-		classes := t.processGatewayClasses(ci)
-		gateways := t.processGateways(ci, classes)
-		t.processRoutes(ci, gateways)
-		for _, gw := range gateways {
-			if p := t.buildProxy(ci, gw); p != nil {
+		gateways[name] = t.processGateways(ci, t.processGatewayClasses(ci))
+		all = append(all, gateways[name]...)
+	}
+	if t.sharedHost {
+		t.markPortsInUse(all)
+	}
+	for _, name := range t.idx.order {
+		ci := t.idx.clusters[name]
+		t.processRoutes(ci, gateways[name])
+		for _, gw := range gateways[name] {
+			if p := t.buildProxy(gw); p != nil {
 				out.Proxies = append(out.Proxies, p)
 			}
 		}
-		t.finishGatewayStatuses(gateways)
+		t.finishGatewayStatuses(gateways[name])
 	}
 	sort.Slice(out.Proxies, func(i, j int) bool { return out.Proxies[i].Node < out.Proxies[j].Node })
 	out.Statuses = t.sortedStatuses()
