@@ -21,11 +21,15 @@ import (
 // "<service>-<cluster>".
 const MirrorOfClusterLabel = "strait.dev/mirror-of-cluster"
 
-// Standard application protocols (KEP-3726) a Service port may declare.
+// Application protocols a Service port may declare that Strait speaks: the standard ones of
+// KEP-3726, and the IANA service names http and https (compared without regard to case, as
+// IANA service names are; Gateway API's conformance suite writes "HTTPS").
 const (
-	appProtocolH2C = "kubernetes.io/h2c"
-	appProtocolWS  = "kubernetes.io/ws"
-	appProtocolWSS = "kubernetes.io/wss"
+	appProtocolH2C   = "kubernetes.io/h2c"
+	appProtocolWS    = "kubernetes.io/ws"
+	appProtocolWSS   = "kubernetes.io/wss"
+	appProtocolHTTP  = "http"
+	appProtocolHTTPS = "https"
 )
 
 // reasonInvalidBackendTLS is the route's ResolvedRefs reason for a backend whose
@@ -111,7 +115,10 @@ func (t *translation) resolveBackendRef(ci *clusterIndex, gw types.NamespacedNam
 	if err != nil {
 		return nil, err
 	}
-	speaks, declared, err := backendProtocol(routeKind, sp)
+	if err := t.idx.reachability(obj, target); err != nil {
+		return nil, err
+	}
+	speaks, declared, needsTLS, err := backendProtocol(routeKind, obj, sp)
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +129,11 @@ func (t *translation) resolveBackendRef(ci *clusterIndex, gw types.NamespacedNam
 		if tls, err = t.backendTLS(ci, gw, obj, sp.Name); err != nil {
 			return nil, err
 		}
-		if tls == nil && sp.AppProtocol != nil && *sp.AppProtocol == appProtocolWSS {
+		// The TLS of https and kubernetes.io/wss is configured by a BackendTLSPolicy only;
+		// without one the port cannot be spoken to, and plaintext is no substitute.
+		if tls == nil && needsTLS {
 			return nil, newCondError(string(gwapiv1.RouteConditionResolvedRefs), string(gwapiv1.RouteReasonUnsupportedProtocol),
-				"port %d of %s speaks %s, which needs a BackendTLSPolicy", sp.Port, obj, appProtocolWSS)
+				"port %d of %s speaks %s, which needs a BackendTLSPolicy", sp.Port, obj, *sp.AppProtocol)
 		}
 	}
 
@@ -262,35 +271,58 @@ func isTCP(sp *corev1.ServicePort) bool {
 	return sp.Protocol == "" || sp.Protocol == corev1.ProtocolTCP
 }
 
-// backendProtocol returns the protocol a route of routeKind speaks to a Service port, and the
-// protocol the port declares with its appProtocol (HTTP/1.1 when it declares none).
-// GRPCRoutes speak HTTP/2 (h2c) whatever the port declares, TCPRoutes and TLSRoutes forward
-// bytes.
-func backendProtocol(routeKind string, sp *corev1.ServicePort) (speaks, declared ir.AppProtocol, err *condError) {
+// backendProtocol returns the protocol a route of routeKind speaks to port sp of obj, the
+// protocol the port declares with its appProtocol (HTTP/1.1 when it declares none), and whether
+// the declared protocol runs over TLS (https, kubernetes.io/wss), which the caller must then
+// find in a BackendTLSPolicy. GRPCRoutes speak HTTP/2 (h2c, or h2 over the policy's TLS) to
+// any HTTP port; TCPRoutes and TLSRoutes forward bytes whatever the port declares.
+//
+// An appProtocol that Strait cannot speak makes the backend invalid with UnsupportedProtocol, as
+// Gateway API requires: a port that says it speaks something else must not get HTTP/1.1.
+func backendProtocol(routeKind string, obj backendObject, sp *corev1.ServicePort) (speaks, declared ir.AppProtocol, needsTLS bool, err *condError) {
 	if !isTCP(sp) {
-		return "", "", newCondError(string(gwapiv1.RouteConditionResolvedRefs), string(gwapiv1.RouteReasonUnsupportedProtocol),
+		return "", "", false, newCondError(string(gwapiv1.RouteConditionResolvedRefs), string(gwapiv1.RouteReasonUnsupportedProtocol),
 			"port %d is %s; only TCP backends are supported", sp.Port, sp.Protocol)
 	}
-	declared = ir.AppHTTP1
-	if sp.AppProtocol != nil {
-		switch *sp.AppProtocol {
-		case appProtocolH2C:
-			declared = ir.AppH2C
-		case appProtocolWS, appProtocolWSS:
-			declared = ir.AppWebSocket
-		}
-	}
+	declared, needsTLS, known := declaredProtocol(sp.AppProtocol)
 	switch routeKind {
 	case "TCPRoute", "TLSRoute":
-		return ir.AppTCP, declared, nil
-	case "GRPCRoute":
+		return ir.AppTCP, declared, false, nil
+	}
+	if !known {
+		return "", "", false, newCondError(string(gwapiv1.RouteConditionResolvedRefs), string(gwapiv1.RouteReasonUnsupportedProtocol),
+			"port %d of %s has appProtocol %q, which is not supported: leave it unset or use %s, %s or %s, or %s or %s with a BackendTLSPolicy",
+			sp.Port, obj, *sp.AppProtocol, appProtocolHTTP, appProtocolH2C, appProtocolWS, appProtocolHTTPS, appProtocolWSS)
+	}
+	if routeKind == "GRPCRoute" {
 		if declared == ir.AppWebSocket {
-			return "", "", newCondError(string(gwapiv1.RouteConditionResolvedRefs), string(gwapiv1.RouteReasonUnsupportedProtocol),
+			return "", "", false, newCondError(string(gwapiv1.RouteConditionResolvedRefs), string(gwapiv1.RouteReasonUnsupportedProtocol),
 				"port %d speaks %s, which cannot carry gRPC", sp.Port, *sp.AppProtocol)
 		}
-		return ir.AppH2C, declared, nil
+		return ir.AppH2C, declared, needsTLS, nil
 	}
-	return declared, declared, nil
+	return declared, declared, needsTLS, nil
+}
+
+// declaredProtocol returns the protocol an appProtocol declares and whether it runs over TLS;
+// known is false for a protocol Strait does not speak. No appProtocol declares HTTP/1.1.
+func declaredProtocol(appProtocol *string) (proto ir.AppProtocol, overTLS, known bool) {
+	if appProtocol == nil {
+		return ir.AppHTTP1, false, true
+	}
+	switch p := *appProtocol; {
+	case p == "" || strings.EqualFold(p, appProtocolHTTP):
+		return ir.AppHTTP1, false, true
+	case strings.EqualFold(p, appProtocolHTTPS):
+		return ir.AppHTTP1, true, true
+	case p == appProtocolH2C:
+		return ir.AppH2C, false, true
+	case p == appProtocolWS:
+		return ir.AppWebSocket, false, true
+	case p == appProtocolWSS:
+		return ir.AppWebSocket, true, true
+	}
+	return "", false, false
 }
 
 // backendTLS returns the TLS that the BackendTLSPolicy attached to port portName of obj (in the

@@ -129,6 +129,10 @@ func TestResolveBackendRef(t *testing.T) {
 			testPort("grpc", 82, appProtocolH2C),
 			testPort("wss", 443, appProtocolWSS),
 			testPort("other", 83, "example.com/custom"),
+			testPort("http-iana", 84, "http"),
+			testPort("http-upper", 85, "HTTP"),
+			testPort("https", 8443, "https"),
+			testPort("https-prefixed", 8444, "kubernetes.io/https"),
 			udp),
 		testService("default", "single", nil, testPort("", 80, "")),
 		testService("other", "web", nil, testPort("http", 80, "")),
@@ -174,7 +178,16 @@ func TestResolveBackendRef(t *testing.T) {
 		{name: "explicit defaults", routeKind: "HTTPRoute", ref: withKind("", "Service", testRef("web", 80)), wantName: "us/default/web/80", wantProto: ir.AppHTTP1},
 		{name: "appProtocol ws", routeKind: "HTTPRoute", ref: testRef("web", 81), wantName: "us/default/web/81", wantProto: ir.AppWebSocket},
 		{name: "appProtocol h2c", routeKind: "HTTPRoute", ref: testRef("web", 82), wantName: "us/default/web/82", wantProto: ir.AppH2C},
-		{name: "unknown appProtocol is HTTP/1.1", routeKind: "HTTPRoute", ref: testRef("web", 83), wantName: "us/default/web/83", wantProto: ir.AppHTTP1},
+		{name: "appProtocol http", routeKind: "HTTPRoute", ref: testRef("web", 84), wantName: "us/default/web/84", wantProto: ir.AppHTTP1},
+		{name: "appProtocol HTTP in upper case", routeKind: "HTTPRoute", ref: testRef("web", 85), wantName: "us/default/web/85", wantProto: ir.AppHTTP1},
+		{name: "unknown appProtocol", routeKind: "HTTPRoute", ref: testRef("web", 83), wantReason: gwapiv1.RouteReasonUnsupportedProtocol},
+		{name: "kubernetes.io/https is not a standard protocol", routeKind: "HTTPRoute", ref: testRef("web", 8444), wantReason: gwapiv1.RouteReasonUnsupportedProtocol},
+		{name: "https without BackendTLSPolicy", routeKind: "HTTPRoute", ref: testRef("web", 8443), wantReason: gwapiv1.RouteReasonUnsupportedProtocol},
+		{name: "GRPCRoute to unknown appProtocol", routeKind: "GRPCRoute", ref: testRef("web", 83), wantReason: gwapiv1.RouteReasonUnsupportedProtocol},
+		{name: "GRPCRoute to https without BackendTLSPolicy", routeKind: "GRPCRoute", ref: testRef("web", 8443), wantReason: gwapiv1.RouteReasonUnsupportedProtocol},
+		{name: "GRPCRoute to http port", routeKind: "GRPCRoute", ref: testRef("web", 84), wantName: "us/default/web/84/h2c", wantProto: ir.AppH2C},
+		{name: "TCPRoute to unknown appProtocol", routeKind: "TCPRoute", ref: testRef("web", 83), wantName: "us/default/web/83/tcp", wantProto: ir.AppTCP},
+		{name: "TLSRoute to https port", routeKind: "TLSRoute", ref: testRef("web", 8443), wantName: "us/default/web/8443/tcp", wantProto: ir.AppTCP},
 		{name: "wss without BackendTLSPolicy", routeKind: "HTTPRoute", ref: testRef("web", 443), wantReason: gwapiv1.RouteReasonUnsupportedProtocol},
 		{name: "GRPCRoute without appProtocol speaks h2c", routeKind: "GRPCRoute", ref: testRef("web", 80), wantName: "us/default/web/80/h2c", wantProto: ir.AppH2C},
 		{name: "GRPCRoute to h2c port", routeKind: "GRPCRoute", ref: testRef("web", 82), wantName: "us/default/web/82", wantProto: ir.AppH2C},
@@ -649,6 +662,42 @@ func TestBackendTLSPolicyStatusPerGateway(t *testing.T) {
 	}
 	if len(st.Ancestors) != 2 {
 		t.Errorf("TLSRoute added an ancestor: %+v", st.Ancestors)
+	}
+}
+
+// TestAppProtocolHTTPS checks that a port declaring https is HTTP/1.1 over the TLS of its
+// BackendTLSPolicy, whatever the case of the name, and cannot be reached without one: it is
+// never spoken to in plaintext.
+func TestAppProtocolHTTPS(t *testing.T) {
+	system := gwapiv1.BackendTLSPolicyValidation{WellKnownCACertificates: testPtr(gwapiv1.WellKnownCACertificatesSystem)}
+	for _, appProtocol := range []string{"https", "HTTPS", "Https"} {
+		t.Run(appProtocol, func(t *testing.T) {
+			tr := newTestTranslation(testCluster(Cluster{Name: "us"},
+				testService("default", "api", nil, testPort("https", 443, appProtocol)),
+				testService("default", "bare", nil, testPort("https", 443, appProtocol)),
+				testPolicy("p", "api", "https", 0, system)))
+			b, err := resolveTestRef(tr, "us", "HTTPRoute", testRef("api", 443))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Name != "us/default/api/443" || b.AppProtocol != ir.AppHTTP1 || b.TLS == nil || !b.TLS.WellKnownCA || b.TLS.SNI != "api.example.com" {
+				t.Errorf("got %s %s TLS %+v, want us/default/api/443 HTTP1 over TLS with system CAs", b.Name, b.AppProtocol, b.TLS)
+			}
+			grpc, err := resolveTestRef(tr, "us", "GRPCRoute", testRef("api", 443))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if grpc.Name != "us/default/api/443/h2c" || grpc.AppProtocol != ir.AppH2C || grpc.TLS == nil {
+				t.Errorf("GRPCRoute: got %s %s TLS %+v, want HTTP/2 over TLS", grpc.Name, grpc.AppProtocol, grpc.TLS)
+			}
+			_, err = resolveTestRef(tr, "us", "HTTPRoute", testRef("bare", 443))
+			if err == nil || err.Type != "ResolvedRefs" || err.Reason != string(gwapiv1.RouteReasonUnsupportedProtocol) {
+				t.Fatalf("without a BackendTLSPolicy: got %v, want ResolvedRefs UnsupportedProtocol", err)
+			}
+			if want := "port 443 of Service default/bare speaks " + appProtocol + ", which needs a BackendTLSPolicy"; err.Msg != want {
+				t.Errorf("got message %q, want %q", err.Msg, want)
+			}
+		})
 	}
 }
 

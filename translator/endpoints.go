@@ -1,11 +1,14 @@
 package translator
 
 import (
+	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/strait-gw/strait/translator/ir"
 )
@@ -122,6 +125,55 @@ func (idx *index) unreachableClusters(target ir.Target) []string {
 		}
 	}
 	return out
+}
+
+// reachability returns the ResolvedRefs error for a target (the resolution of obj) whose
+// endpoints the proxy in target.From cannot reach at all: a Service of a cluster on another
+// network (a mirror), or a ServiceImport every cluster of which that exports it with the port
+// is on another network. localities leaves such endpoints out, so without the error the route
+// would resolve to a backend without endpoints and answer 503 with nothing saying why. A
+// ServiceImport that a reachable cluster serves resolves; its other clusters are only left out
+// (unreachableClusters names them).
+//
+// The reason is BackendNotFound: of Gateway API's reasons it is the one that says the route has
+// nothing to send to. Reaching other networks needs the east-west tunnel, which is not built yet.
+func (idx *index) reachability(obj backendObject, target ir.Target) *condError {
+	unreachable := idx.unreachableClusters(target)
+	if len(unreachable) == 0 {
+		return nil
+	}
+	if target.Kind != ir.TargetServiceImport {
+		return newCondError(string(gwapiv1.RouteConditionResolvedRefs), string(gwapiv1.RouteReasonBackendNotFound),
+			"%s: cluster %s is %s, not reachable from cluster %s until the east-west tunnel exists",
+			obj, target.Cluster, onNetwork(idx.clusters[target.Cluster]), target.From)
+	}
+	key := nsName(target.Namespace, target.Name)
+	isUnreachable := map[string]bool{}
+	for _, name := range unreachable {
+		isUnreachable[name] = true
+	}
+	var serving []string
+	for _, name := range idx.targetClusters(target) {
+		ci := idx.clusters[name]
+		if ci == nil || servicePort(ci.services[key], int32(target.Port)) == nil {
+			continue
+		}
+		if !isUnreachable[name] {
+			return nil
+		}
+		serving = append(serving, fmt.Sprintf("%s %s", name, onNetwork(ci)))
+	}
+	return newCondError(string(gwapiv1.RouteConditionResolvedRefs), string(gwapiv1.RouteReasonBackendNotFound),
+		"%s is exported with port %d only by clusters on other networks (%s), not reachable from cluster %s until the east-west tunnel exists",
+		obj, target.Port, strings.Join(serving, ", "), target.From)
+}
+
+// onNetwork describes the network of a cluster for condition messages: "on network net-a".
+func onNetwork(ci *clusterIndex) string {
+	if ci == nil || ci.info.Network == "" {
+		return "on the unnamed network"
+	}
+	return "on network " + ci.info.Network
 }
 
 // targetClusters returns the clusters, sorted, whose endpoints a target may use: the Service's

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/strait-gw/strait/translator/ir"
 )
@@ -159,14 +161,11 @@ func TestServiceImportLocalities(t *testing.T) {
 		})
 	}
 
-	// A mirror of a cluster on another network resolves, but its endpoints are out of reach.
+	// A mirror of a cluster on another network does not resolve: its endpoints are out of reach
+	// (TestUnreachableBackends has more).
 	tr := newTestTranslation(multiClusterInput(true)...)
-	b, err := resolveTestRef(tr, "use1", "HTTPRoute", testRef("api-onprem", 80))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b.Localities) != 0 || strings.Join(tr.idx.unreachableClusters(b.Target), " ") != "onprem" {
-		t.Errorf("mirror of onprem: got localities %s, unreachable %v; want none, onprem", formatLocalities(b.Localities), tr.idx.unreachableClusters(b.Target))
+	if b, err := resolveTestRef(tr, "use1", "HTTPRoute", testRef("api-onprem", 80)); err == nil || err.Reason != string(gwapiv1.RouteReasonBackendNotFound) {
+		t.Errorf("mirror of onprem: got backend %v error %v, want BackendNotFound", b, err)
 	}
 	l := func() *ir.Locality {
 		b, _ := resolveTestRef(tr, "use1", "HTTPRoute", testRef("api-use2", 80))
@@ -174,6 +173,104 @@ func TestServiceImportLocalities(t *testing.T) {
 	}()
 	if l.Cluster != "use2" || l.Region != "us-east" || l.Zone != "us-east-1b" || l.Priority != 0 {
 		t.Errorf("mirror of use2: got locality %+v, want use2 us-east/us-east-1b at priority 0 (compacted from same region)", l)
+	}
+}
+
+// TestUnreachableBackends checks that a backend none of whose endpoints the route's cluster can
+// reach (they are on another network, and the east-west tunnel does not exist yet) fails to
+// resolve with a message saying so, instead of resolving to a backend without endpoints, and
+// that a ServiceImport some reachable cluster serves still resolves.
+func TestUnreachableBackends(t *testing.T) {
+	exported := map[string]string{ExportLabel: "true"}
+	service := func(name string, port int32) *corev1.Service {
+		return testService("default", name, exported, testPort("http", port, ""))
+	}
+	slice := func(svc, addr string) *discoveryv1.EndpointSlice {
+		return testSlice("default", svc, svc+"-1", "http", 8080, testEndpoint(addr))
+	}
+	// Routes are in us. eu and ap are on other networks, lab on none; west shares us's network.
+	// Input.Clusters is sorted by name.
+	tr := newTestTranslation(
+		testCluster(Cluster{Name: "ap", Network: "net-c"}, service("api", 80), slice("api", "10.3.0.1")),
+		testCluster(Cluster{Name: "eu", Network: "net-b"},
+			service("api", 80), slice("api", "10.2.0.1"),
+			service("mixed", 80), slice("mixed", "10.2.0.2"),
+			service("other-port", 80), slice("other-port", "10.2.0.3")),
+		testCluster(Cluster{Name: "lab"}, service("lab", 80), slice("lab", "10.4.0.1")),
+		testCluster(Cluster{Name: "us", Network: "net-a"}),
+		testCluster(Cluster{Name: "west", Network: "net-a"},
+			service("mixed", 80), slice("mixed", "10.1.0.1"),
+			service("other-port", 9090), slice("other-port", "10.1.0.2")),
+	)
+	tests := []struct {
+		name string
+		ref  gwapiv1.BackendObjectReference
+		// wantErr is the BackendNotFound message; wantLocalities the backend's otherwise.
+		wantErr        string
+		wantLocalities string
+	}{
+		{
+			name:    "mirror of a cluster on another network",
+			ref:     testRef("api-eu", 80),
+			wantErr: "Service default/api-eu: cluster eu is on network net-b, not reachable from cluster us until the east-west tunnel exists",
+		},
+		{
+			name:    "mirror of a cluster on the unnamed network",
+			ref:     testRef("lab-lab", 80),
+			wantErr: "Service default/lab-lab: cluster lab is on the unnamed network, not reachable from cluster us until the east-west tunnel exists",
+		},
+		{
+			name:           "mirror of a cluster on the same network",
+			ref:            testRef("mixed-west", 80),
+			wantLocalities: "west:0:1",
+		},
+		{
+			name:    "ServiceImport exported only on other networks",
+			ref:     testImportRef("api", 80),
+			wantErr: "ServiceImport default/api is exported with port 80 only by clusters on other networks (ap on network net-c, eu on network net-b), not reachable from cluster us until the east-west tunnel exists",
+		},
+		{
+			name:           "ServiceImport a reachable cluster serves",
+			ref:            testImportRef("mixed", 80),
+			wantLocalities: "west:0:1",
+		},
+		{
+			// west exports other-port, but not with port 80: nothing reachable serves it.
+			name:    "ServiceImport whose reachable exporter lacks the port",
+			ref:     testImportRef("other-port", 80),
+			wantErr: "ServiceImport default/other-port is exported with port 80 only by clusters on other networks (eu on network net-b), not reachable from cluster us until the east-west tunnel exists",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := resolveTestRef(tr, "us", "HTTPRoute", tc.ref)
+			if tc.wantErr != "" {
+				if err == nil {
+					t.Fatalf("got backend %s with localities %q, want BackendNotFound", b.Name, formatLocalities(b.Localities))
+				}
+				if err.Type != string(gwapiv1.RouteConditionResolvedRefs) || err.Reason != string(gwapiv1.RouteReasonBackendNotFound) || err.Msg != tc.wantErr {
+					t.Errorf("got %s/%s %q\nwant ResolvedRefs/BackendNotFound %q", err.Type, err.Reason, err.Msg, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := formatLocalities(b.Localities); got != tc.wantLocalities {
+				t.Errorf("got localities %q, want %q", got, tc.wantLocalities)
+			}
+		})
+	}
+	// The proxy's own network decides: from eu, eu's own endpoints are reachable.
+	b, err := resolveTestRef(tr, "eu", "HTTPRoute", testImportRef("api", 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := formatLocalities(b.Localities); got != "eu:0:1" {
+		t.Errorf("from eu: got localities %q, want eu:0:1", got)
+	}
+	if got := strings.Join(tr.idx.unreachableClusters(b.Target), " "); got != "ap" {
+		t.Errorf("from eu: got unreachable clusters %q, want ap", got)
 	}
 }
 

@@ -106,7 +106,7 @@ func (l *clusterLoader) load(dir string) {
 	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			l.errs = append(l.errs, &Error{File: filepath.Clean(path), Err: err})
-			return nil
+			return nil //nolint:nilerr // recorded above; the walk goes on to report every problem
 		}
 		if path != root && isHidden(d.Name()) {
 			if d.IsDir() {

@@ -30,7 +30,7 @@ func (p *Provider) syncWatches(w *fsnotify.Watcher) {
 		_ = filepath.WalkDir(walkRoot(dir), func(path string, d fs.DirEntry, err error) error {
 			switch {
 			case err != nil || !d.IsDir():
-				return nil // an unreadable directory is reported by the load
+				return nil //nolint:nilerr // an unreadable directory is reported by the load
 			case path != walkRoot(dir) && isHidden(d.Name()):
 				return filepath.SkipDir
 			}

@@ -8,7 +8,10 @@
 // their versions.
 package ir
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Proxy is the complete configuration of one proxy node: one Gateway in one cluster.
 type Proxy struct {
@@ -40,8 +43,9 @@ type Listener struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
 	Port    uint32 `json:"port"`
-	// Protocol is the family of every chain on this port: HTTP for plaintext HTTP, TLS for any
-	// mix of HTTPS terminate and TLS passthrough chains (split by SNI), TCP for raw TCP.
+	// Protocol is the family of every chain on this port: HTTP for plaintext HTTP, HTTPS when
+	// every chain terminates TLS, TLS when some chain passes TLS through (chains are split by
+	// SNI), TCP for raw TCP.
 	Protocol Protocol `json:"protocol"`
 	// Chains are tried by SNI, most specific server name first; at most one chain has no
 	// server names (the catch-all).
@@ -74,7 +78,17 @@ type Certificate struct {
 	// Name is "<cluster>/<namespace>/<secret>"; the xDS secret name.
 	Name    string `json:"name"`
 	CertPEM []byte `json:"certPEM"`
-	KeyPEM  []byte `json:"keyPEM"`
+	// KeyPEM is the private key. MarshalJSON leaves it out, so that no JSON form of the IR
+	// (/debug/config, golden files, logs) ever holds key material.
+	KeyPEM []byte `json:"keyPEM"`
+}
+
+// MarshalJSON encodes the certificate without its private key.
+func (c *Certificate) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name    string `json:"name"`
+		CertPEM []byte `json:"certPEM"`
+	}{c.Name, c.CertPEM})
 }
 
 // TCPForward forwards a whole connection to one of its weighted backends.
@@ -348,7 +362,8 @@ type Locality struct {
 	Cluster string `json:"cluster"`
 	Region  string `json:"region,omitempty"`
 	Zone    string `json:"zone,omitempty"`
-	// Priority: 0 for the proxy's own cluster, 1 for the same region, 2 for others.
+	// Priority orders localities for failover: the proxy's own cluster first, then the same
+	// region, then others, numbered 0..n-1 without gaps (Envoy and gRPC require it).
 	Priority uint32 `json:"priority"`
 	// Weight is the locality's load-balancing weight within its priority.
 	Weight    uint32      `json:"weight"`
