@@ -145,18 +145,14 @@ func routeTable(name string, ls, all []*listener) *ir.RouteTable {
 		// The spec gives the routes of a more specific hostname precedence, not exclusivity:
 		// a request for h also matches the routes of the listener's wider names that cover
 		// h ("*.example.com", "*"), after those of h and most specific first.
-		var wider []string
-		for _, w := range hosts {
-			if w != h && owner[w] == owner[h] && hostCovers(w, h) {
-				wider = append(wider, w)
-			}
-		}
-		sort.Slice(wider, func(i, j int) bool { return sniBefore(wider[i], wider[j]) })
 		vh := &ir.VirtualHost{Name: h, Domains: []string{h}}
 		for _, r := range byHost[h] {
 			vh.Routes = append(vh.Routes, r.route)
 		}
-		for _, w := range wider {
+		for _, w := range widerHosts(h) {
+			if owner[w] != owner[h] {
+				continue
+			}
 			for _, r := range byHost[w] {
 				if !seen[h][r.route.Name] {
 					seen[h][r.route.Name] = true
@@ -167,6 +163,22 @@ func routeTable(name string, ls, all []*listener) *ir.RouteTable {
 		rt.VirtualHosts = append(rt.VirtualHosts, vh)
 	}
 	return rt
+}
+
+// widerHosts returns the wildcard names that cover host, most specific first: for
+// "a.b.example.com" they are "*.b.example.com", "*.example.com", "*.com" and "*". Looking
+// them up keeps a table linear in its hosts.
+func widerHosts(host string) []string {
+	var out []string
+	for i := 1; i < len(host); i++ {
+		if host[i] == '.' && "*"+host[i:] != host {
+			out = append(out, "*"+host[i:])
+		}
+	}
+	if host != "*" {
+		out = append(out, "*")
+	}
+	return out
 }
 
 // ownerOf returns the listener whose hostname matches host most specifically.
