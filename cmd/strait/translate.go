@@ -87,29 +87,9 @@ func writeTranslation(w io.Writer, out *translator.Output, format string) error 
 		if err != nil {
 			return fmt.Errorf("node %s: %w", p.Node, err)
 		}
-		var n nodeResources
-		for _, group := range []struct {
-			dst *[]json.RawMessage
-			src []proto.Message
-		}{
-			{&n.Listeners, protoMessages(res.Listeners)},
-			{&n.Routes, protoMessages(res.Routes)},
-			{&n.Clusters, protoMessages(res.Clusters)},
-			{&n.Endpoints, protoMessages(res.Endpoints)},
-		} {
-			*group.dst = []json.RawMessage{}
-			for _, m := range group.src {
-				data, err := protojson.Marshal(m)
-				if err != nil {
-					return fmt.Errorf("node %s: %w", p.Node, err)
-				}
-				*group.dst = append(*group.dst, data)
-			}
+		if t.Nodes[p.Node], err = newNodeResources(res); err != nil {
+			return fmt.Errorf("node %s: %w", p.Node, err)
 		}
-		for _, s := range res.Secrets {
-			n.Secrets = append(n.Secrets, s.GetName())
-		}
-		t.Nodes[p.Node] = n
 	}
 	data, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
@@ -124,6 +104,33 @@ func writeTranslation(w io.Writer, out *translator.Output, format string) error 
 	}
 	_, err = w.Write(data)
 	return err
+}
+
+// newNodeResources renders a node's resources in protojson, secrets by name only.
+func newNodeResources(res *xds.Resources) (nodeResources, error) {
+	var n nodeResources
+	for _, group := range []struct {
+		dst *[]json.RawMessage
+		src []proto.Message
+	}{
+		{&n.Listeners, protoMessages(res.Listeners)},
+		{&n.Routes, protoMessages(res.Routes)},
+		{&n.Clusters, protoMessages(res.Clusters)},
+		{&n.Endpoints, protoMessages(res.Endpoints)},
+	} {
+		*group.dst = []json.RawMessage{}
+		for _, m := range group.src {
+			data, err := protojson.Marshal(m)
+			if err != nil {
+				return n, err
+			}
+			*group.dst = append(*group.dst, data)
+		}
+	}
+	for _, s := range res.Secrets {
+		n.Secrets = append(n.Secrets, s.GetName())
+	}
+	return n, nil
 }
 
 func protoMessages[M proto.Message](in []M) []proto.Message {
