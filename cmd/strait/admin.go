@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,22 +18,19 @@ import (
 // /debug/config and /debug/pprof.
 type adminServer struct {
 	addr     string
-	registry *prometheus.Registry
-	// ready turns true once the first full configuration is in place.
-	ready atomic.Bool
+	gatherer prometheus.Gatherer
+	// ready reports whether the process serves its full configuration.
+	ready func() bool
 	// config returns the current configuration for /debug/config.
-	config atomic.Pointer[func() any]
+	config func() any
 }
 
-func newAdminServer(addr string, registry *prometheus.Registry) *adminServer {
-	return &adminServer{addr: addr, registry: registry}
+func newAdminServer(addr string, gatherer prometheus.Gatherer, ready func() bool, config func() any) *adminServer {
+	return &adminServer{addr: addr, gatherer: gatherer, ready: ready, config: config}
 }
 
 // Name names the runner in logs.
 func (a *adminServer) Name() string { return "admin" }
-
-// setConfig sets what /debug/config shows.
-func (a *adminServer) setConfig(f func() any) { a.config.Store(&f) }
 
 func (a *adminServer) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -42,18 +38,15 @@ func (a *adminServer) handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.ready.Load() {
+		if !a.ready() {
 			http.Error(w, "no configuration yet", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /debug/config", func(w http.ResponseWriter, _ *http.Request) {
-		var cfg any
-		if f := a.config.Load(); f != nil {
-			cfg = (*f)()
-		}
+		cfg := a.config()
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -50,10 +50,11 @@ addresses.`,
 
 // controlPlane is the running pipeline: provider -> translator -> xDS server.
 type controlPlane struct {
-	xds   *xds.Server
-	admin *adminServer
+	xds *xds.Server
 	// last is the last translation published, for /debug/config.
 	last atomic.Pointer[translator.Output]
+	// onFull, if set, is called after each full (not endpoint-only) publish.
+	onFull func(*translator.Output)
 }
 
 // publish hands a translation to the xDS server; endpoint-only changes take the fast path.
@@ -69,28 +70,22 @@ func (cp *controlPlane) publish(out *translator.Output, endpointsOnly bool) {
 		slog.Error("publishing xDS", "error", err)
 	}
 	cp.last.Store(out)
-	if !endpointsOnly {
-		cp.admin.ready.Store(true)
+	if !endpointsOnly && cp.onFull != nil {
+		cp.onFull(out)
 	}
 }
 
-func runControlPlane(ctx context.Context, cfg *file.Config, xdsAddr, adminAddr string) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+// runnable is a stage of a Strait process.
+type runnable interface {
+	Name() string
+	Start(context.Context) error
+}
 
-	provider := file.New(cfg, file.Options{})
-	cp := &controlPlane{
-		xds:   xds.NewServer(xdsAddr, reg),
-		admin: newAdminServer(adminAddr, reg),
-	}
-	cp.admin.setConfig(func() any { return cp.last.Load() })
-	runner := translator.NewRunner(provider.Subscribe(), cp.publish, reg)
-
+// runAll starts every stage and returns when ctx ends or one of them fails, stopping the
+// others.
+func runAll(ctx context.Context, stages ...runnable) error {
 	g, ctx := errgroup.WithContext(ctx)
-	for _, r := range []interface {
-		Name() string
-		Start(context.Context) error
-	}{provider, runner, cp.xds, cp.admin} {
+	for _, r := range stages {
 		g.Go(func() error {
 			if err := r.Start(ctx); err != nil {
 				return fmt.Errorf("%s: %w", r.Name(), err)
@@ -99,4 +94,22 @@ func runControlPlane(ctx context.Context, cfg *file.Config, xdsAddr, adminAddr s
 		})
 	}
 	return g.Wait()
+}
+
+// newRegistry returns a registry with the Go runtime and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func runControlPlane(ctx context.Context, cfg *file.Config, xdsAddr, adminAddr string) error {
+	reg := newRegistry()
+	provider := file.New(cfg, file.Options{})
+	cp := &controlPlane{xds: xds.NewServer(xdsAddr, reg)}
+	admin := newAdminServer(adminAddr, reg,
+		func() bool { return cp.last.Load() != nil },
+		func() any { return cp.last.Load() })
+	runner := translator.NewRunner(provider.Subscribe(), cp.publish, reg)
+	return runAll(ctx, provider, runner, cp.xds, admin)
 }
