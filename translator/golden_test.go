@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
-	"github.com/strait-gw/strait/provider/file"
+	"github.com/strait-gw/strait/provider/file/filetest"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -20,19 +20,10 @@ var update = flag.Bool("update", false, "rewrite the golden *.out.yaml files")
 // goldenCase is the format of testdata/<case>.in.yaml: member clusters, each with its
 // manifests inline, read through the file provider as `strait run` would read them.
 type goldenCase struct {
-	BindAddress string `json:"bindAddress,omitempty"`
-	Clusters    []struct {
-		Name      string            `json:"name"`
-		Region    string            `json:"region,omitempty"`
-		Zone      string            `json:"zone,omitempty"`
-		Network   string            `json:"network,omitempty"`
-		Labels    map[string]string `json:"labels,omitempty"`
-		Manifests string            `json:"manifests"`
-	} `json:"clusters"`
+	BindAddress string             `json:"bindAddress,omitempty"`
+	Clusters    []filetest.Cluster `json:"clusters"`
 }
 
-// loadGoldenInput writes a case's clusters out as a config file and manifests directories
-// and loads them with the file provider.
 func loadGoldenInput(t *testing.T, path string) *translator.Input {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -43,46 +34,7 @@ func loadGoldenInput(t *testing.T, path string) *translator.Input {
 	if err := yaml.UnmarshalStrict(data, &gc); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	dir := t.TempDir()
-	type clusterConfig struct {
-		Name      string            `json:"name"`
-		Region    string            `json:"region,omitempty"`
-		Zone      string            `json:"zone,omitempty"`
-		Network   string            `json:"network,omitempty"`
-		Labels    map[string]string `json:"labels,omitempty"`
-		Manifests string            `json:"manifests"`
-	}
-	cfg := map[string]any{"apiVersion": "strait.dev/v1alpha1", "kind": "StraitConfig"}
-	if gc.BindAddress != "" {
-		cfg["proxy"] = map[string]any{"bindAddress": gc.BindAddress}
-	}
-	var clusters []clusterConfig
-	for _, c := range gc.Clusters {
-		if err := os.MkdirAll(filepath.Join(dir, c.Name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, c.Name, "manifests.yaml"), []byte(c.Manifests), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		clusters = append(clusters, clusterConfig{Name: c.Name, Region: c.Region, Zone: c.Zone, Network: c.Network, Labels: c.Labels, Manifests: c.Name})
-	}
-	cfg["clusters"] = clusters
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "strait.yaml"), out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	loaded, err := file.Load(filepath.Join(dir, "strait.yaml"))
-	if err != nil {
-		t.Fatalf("%s: config: %v", path, err)
-	}
-	in, _, err := file.LoadInput(loaded)
-	if err != nil {
-		t.Fatalf("%s: manifests: %v", path, err)
-	}
-	return in
+	return filetest.Input(t, t.TempDir(), gc.BindAddress, gc.Clusters)
 }
 
 // TestGolden translates every testdata/<case>.in.yaml and compares the IR and statuses with

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +13,7 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	xdsgrpc "google.golang.org/grpc/xds"
 
-	"github.com/strait-gw/strait/provider/file"
+	"github.com/strait-gw/strait/provider/file/filetest"
 	"github.com/strait-gw/strait/translator"
 	"github.com/strait-gw/strait/xds"
 )
@@ -44,32 +42,13 @@ func startBackend(t *testing.T, id string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// writeClusters writes a config file for clusters us and eu (one region each) whose
-// manifests are the given documents, and returns the loaded Input.
+// writeClusters loads clusters us and eu (one region each) whose manifests are given.
 func writeClusters(t *testing.T, dir string, manifests map[string]string) *translator.Input {
 	t.Helper()
-	cfg := "apiVersion: strait.dev/v1alpha1\nkind: StraitConfig\nclusters:\n"
-	for _, c := range []struct{ name, region string }{{"eu", "eu-west"}, {"us", "us-east"}} {
-		cfg += fmt.Sprintf("- {name: %s, region: %s, network: local, manifests: %s}\n", c.name, c.region, c.name)
-		if err := os.MkdirAll(filepath.Join(dir, c.name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, c.name, "all.yaml"), []byte(manifests[c.name]), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "strait.yaml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	loaded, err := file.Load(filepath.Join(dir, "strait.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, _, err := file.LoadInput(loaded)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in
+	return filetest.Input(t, dir, "", []filetest.Cluster{
+		{Name: "eu", Region: "eu-west", Network: "local", Manifests: manifests["eu"]},
+		{Name: "us", Region: "us-east", Network: "local", Manifests: manifests["us"]},
+	})
 }
 
 // echoService is the exported Service "echo" of a cluster, with one endpoint on a loopback port.
