@@ -51,8 +51,9 @@ func (h hasher) hash(r types.Resource) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("marshal %s %q: %w", r.ProtoReflect().Descriptor().Name(), cache.GetResourceName(r), err)
 	}
-	sum := sha256.Sum256(b)
-	v := hex.EncodeToString(sum[:8])
+	// The same hash go-control-plane gives the resources it sends to delta clients, which
+	// they send back on reconnect: with it, a resumed stream resends only what changed.
+	v := cache.HashResource(b)
 	h[r] = v
 	return v, nil
 }
