@@ -494,13 +494,13 @@ func headersToAdd(m *ir.HeaderModifier) []*corev3.HeaderValueOption {
 	var out []*corev3.HeaderValueOption
 	for _, h := range m.Set {
 		out = append(out, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
+			Header:       &corev3.HeaderValue{Key: h.Name, Value: literalHeaderValue(h.Value)},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
 	}
 	for _, h := range m.Add {
 		out = append(out, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
+			Header:       &corev3.HeaderValue{Key: h.Name, Value: literalHeaderValue(h.Value)},
 			AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
 		})
 	}
@@ -517,3 +517,7 @@ func (b *builder) clusterName(backend string) (string, error) {
 	}
 	return backend, nil
 }
+
+// literalHeaderValue escapes "%", which Envoy reads as the start of a formatter: Gateway API
+// header values are literal.
+func literalHeaderValue(v string) string { return strings.ReplaceAll(v, "%", "%%") }
