@@ -67,6 +67,12 @@ func (a *adminServer) Start(ctx context.Context) error {
 		return err
 	}
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	slog.Info("admin server listening", "address", ln.Addr().String())
+	return serveHTTP(ctx, ln, srv)
+}
+
+// serveHTTP serves srv on ln until ctx ends, then shuts it down gracefully.
+func serveHTTP(ctx context.Context, ln net.Listener, srv *http.Server) error {
 	//nolint:gosec // G118: ctx is done by then; the shutdown needs a fresh deadline of its own
 	go func() {
 		<-ctx.Done()
@@ -74,7 +80,6 @@ func (a *adminServer) Start(ctx context.Context) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	}()
-	slog.Info("admin server listening", "address", ln.Addr().String())
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -45,6 +45,9 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		newTranslateCommand(),
 		newControllerCommand(),
+		newRunCommand(),
+		newProxyCommand(),
+		newEchoCommand(),
 		newVersionCommand(),
 	)
 	return root

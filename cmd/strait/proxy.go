@@ -1,0 +1,59 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strait-gw/strait/proxy"
+)
+
+func newProxyCommand() *cobra.Command {
+	var xdsAddr, node, adminAddr string
+	var accessLog bool
+	cmd := &cobra.Command{
+		Use:   "proxy --xds ADDR --node CLUSTER/NAMESPACE/GATEWAY",
+		Short: "Run an edge proxy for one Gateway, configured over xDS",
+		Long: `proxy connects to a Strait control plane over ADS, asks for the configuration of
+one Gateway (its node id) and serves that Gateway's listeners. It keeps serving its last
+good configuration while the control plane is away, and rejects (NACKs) a configuration it
+cannot honour. SIGINT or SIGTERM drains: it stops accepting and finishes the requests in
+flight (up to 30s).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			reg := newRegistry()
+			var log *slog.Logger
+			if accessLog {
+				log = slog.New(slog.NewJSONHandler(os.Stdout, nil))
+			}
+			p := proxy.New(proxy.Options{XDS: xdsAddr, Node: node, AccessLog: log, Registerer: reg})
+			ready := func() bool {
+				select {
+				case <-p.Ready():
+					return true
+				default:
+					return false
+				}
+			}
+			admin := newAdminServer(adminAddr, reg, ready, func() any {
+				res := p.Config()
+				if res == nil {
+					return nil
+				}
+				n, err := newNodeResources(res)
+				if err != nil {
+					return err.Error()
+				}
+				return n
+			})
+			return runAll(cmd.Context(), p, admin)
+		},
+	}
+	cmd.Flags().StringVar(&xdsAddr, "xds", "127.0.0.1:18000", "control plane xDS address (host:port or unix:///path)")
+	cmd.Flags().StringVar(&node, "node", "", "node id: <cluster>/<namespace>/<gateway> (required)")
+	cmd.Flags().StringVar(&adminAddr, "admin", "127.0.0.1:9902", "admin listen address")
+	cmd.Flags().BoolVar(&accessLog, "access-log", false, "write a JSON access log line per request to stdout")
+	_ = cmd.MarkFlagRequired("node")
+	return cmd
+}

@@ -1,0 +1,171 @@
+package upstream
+
+import (
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// checkedBackend answers /healthz with 200 or 503 as told, and records the Host header.
+type checkedBackend struct {
+	*backend
+	healthy atomic.Bool
+	checks  atomic.Int64
+	host    atomic.Value
+}
+
+func newCheckedBackend(t *testing.T, name string) *checkedBackend {
+	b := &checkedBackend{backend: newBackend(t, name)}
+	b.healthy.Store(true)
+	b.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			b.hits.Add(1)
+			_, _ = w.Write([]byte(b.name))
+			return
+		}
+		b.checks.Add(1)
+		b.host.Store(r.Host)
+		if !b.healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	return b
+}
+
+func healthCheck(interval, unhealthyInterval time.Duration, checker func(*corev3.HealthCheck)) func(*clusterv3.Cluster) {
+	return func(c *clusterv3.Cluster) {
+		hc := &corev3.HealthCheck{
+			Timeout:            durationpb.New(time.Second),
+			Interval:           durationpb.New(interval),
+			UnhealthyInterval:  durationpb.New(unhealthyInterval),
+			UnhealthyThreshold: wrapperspb.UInt32(2),
+			HealthyThreshold:   wrapperspb.UInt32(2),
+		}
+		checker(hc)
+		c.HealthChecks = []*corev3.HealthCheck{hc}
+	}
+}
+
+func httpHealthCheck(hc *corev3.HealthCheck) {
+	hc.HealthChecker = &corev3.HealthCheck_HttpHealthCheck_{HttpHealthCheck: &corev3.HealthCheck_HttpHealthCheck{Path: "/healthz"}}
+}
+
+func tcpHealthCheck(hc *corev3.HealthCheck) {
+	hc.HealthChecker = &corev3.HealthCheck_TcpHealthCheck_{TcpHealthCheck: &corev3.HealthCheck_TcpHealthCheck{}}
+}
+
+func activeHealthy(t *testing.T, c *Cluster, addr string) bool {
+	t.Helper()
+	for _, e := range c.Stats().Endpoints {
+		if e.Address == addr {
+			return e.ActiveHealthy
+		}
+	}
+	t.Fatalf("no endpoint %s", addr)
+	return false
+}
+
+func TestActiveHTTPHealthCheck(t *testing.T) {
+	a, b := newCheckedBackend(t, "a"), newCheckedBackend(t, "b")
+	m := newTestManager(t, Options{})
+	c := install(t, m, edsCluster("checked", healthCheck(20*time.Millisecond, 20*time.Millisecond, httpHealthCheck)),
+		assignment("checked", loc{eps: eps(a.addr(), b.addr())}))
+	eventually(t, 2*time.Second, "health checks run", func() bool { return a.checks.Load() > 1 && b.checks.Load() > 1 })
+	if host := a.host.Load(); host != "checked" {
+		t.Errorf("health check Host %q, want the cluster name", host)
+	}
+
+	// An unexpected status marks the endpoint down at once (the threshold is for
+	// endpoints that do not answer).
+	a.healthy.Store(false)
+	eventually(t, 2*time.Second, "a marked down", func() bool { return !activeHealthy(t, c, a.addr()) })
+	for range 10 {
+		if _, body, _, err := get(t, c, nil); err != nil || body != "b" {
+			t.Fatalf("got %q, %v while a is down", body, err)
+		}
+	}
+	a.healthy.Store(true)
+	eventually(t, 2*time.Second, "a back up after healthy_threshold passes", func() bool { return activeHealthy(t, c, a.addr()) })
+	if s := c.Stats(); s.HealthChecksPassed == 0 || s.HealthChecksFailed == 0 {
+		t.Errorf("checks passed %d, failed %d", s.HealthChecksPassed, s.HealthChecksFailed)
+	}
+}
+
+func TestActiveTCPHealthCheck(t *testing.T) {
+	up, down := newBackend(t, "up"), newBackend(t, "down")
+	down.Close()
+	m := newTestManager(t, Options{})
+	c := install(t, m, edsCluster("tcp", healthCheck(20*time.Millisecond, 20*time.Millisecond, tcpHealthCheck)),
+		assignment("tcp", loc{eps: eps(up.addr(), down.addr())}))
+	eventually(t, 2*time.Second, "the closed endpoint marked down", func() bool { return !activeHealthy(t, c, down.addr()) })
+	if !activeHealthy(t, c, up.addr()) {
+		t.Error("the listening endpoint was marked down")
+	}
+}
+
+// TestHealthStateSurvivesUpdate marks an endpoint down, then changes the cluster's load
+// balancing: the verdict stays (its next check is an hour away), and the check is not
+// restarted. Removing the endpoint stops its checks.
+func TestHealthStateSurvivesUpdate(t *testing.T) {
+	a, b := newCheckedBackend(t, "a"), newCheckedBackend(t, "b")
+	a.healthy.Store(false)
+	hc := healthCheck(20*time.Millisecond, time.Hour, httpHealthCheck)
+	m := newTestManager(t, Options{})
+	c := install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr(), b.addr())}))
+	eventually(t, 2*time.Second, "a marked down", func() bool { return !activeHealthy(t, c, a.addr()) })
+	a.healthy.Store(true)
+
+	install(t, m, edsCluster("web", hc, func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_RANDOM }),
+		assignment("web", loc{eps: []lbEndpoint{{addr: a.addr(), weight: 3}, {addr: b.addr()}}}))
+	time.Sleep(100 * time.Millisecond)
+	if activeHealthy(t, c, a.addr()) {
+		t.Error("the update reset a's health check verdict")
+	}
+
+	install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(b.addr())}))
+	time.Sleep(50 * time.Millisecond) // a check under way may still land
+	checks := b.checks.Load()
+	before := a.checks.Load()
+	time.Sleep(100 * time.Millisecond)
+	if after := a.checks.Load(); after != before {
+		t.Errorf("a removed endpoint was checked %d more times", after-before)
+	}
+	if b.checks.Load() == checks {
+		t.Error("the remaining endpoint is no longer checked")
+	}
+}
+
+// TestHealthCheckUnejects: a passing active check returns an endpoint that outlier
+// detection ejected (Envoy's successful_active_health_check_uneject_host, on by default).
+func TestHealthCheckUnejects(t *testing.T) {
+	flaky := newCheckedBackend(t, "flaky")
+	var failing atomic.Bool
+	failing.Store(true)
+	handler := flaky.Config.Handler
+	flaky.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && failing.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	})
+	steady := newBackend(t, "steady")
+	m := newTestManager(t, Options{})
+	c := install(t, m, edsCluster("web", healthCheck(50*time.Millisecond, 50*time.Millisecond, httpHealthCheck), func(c *clusterv3.Cluster) {
+		c.OutlierDetection = &clusterv3.OutlierDetection{Consecutive_5Xx: wrapperspb.UInt32(1), MaxEjectionPercent: wrapperspb.UInt32(50)}
+	}), assignment("web", loc{eps: eps(flaky.addr(), steady.addr())}))
+	ejected := func() bool { return c.Stats().Endpoints[0].Ejected }
+	for !ejected() {
+		if _, _, _, err := get(t, c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing.Store(false)
+	eventually(t, 2*time.Second, "a passing check unejects flaky", func() bool { return !ejected() })
+}

@@ -1,0 +1,209 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+)
+
+var (
+	// ErrNoHealthyUpstream is returned (wrapped) when no endpoint may take a request.
+	ErrNoHealthyUpstream = errors.New("no healthy upstream")
+	// ErrClusterClosed is returned by a cluster that an update removed.
+	ErrClusterClosed = errors.New("cluster removed")
+)
+
+// RoundTrip sends req to an endpoint the load balancer picks (by *hash for hash-based
+// policies; nil picks at random), setting req.URL's scheme and host. It enforces the
+// circuit breakers (an overflow is an ErrOverflow) and feeds outlier detection with the
+// outcome, except when the request's context was canceled: a client that went away says
+// nothing about the upstream. The response body must be closed; a 101 Switching Protocols
+// response's body is an io.ReadWriteCloser. The endpoint is returned whenever one was tried.
+func (c *Cluster) RoundTrip(req *http.Request, hash *uint64) (*http.Response, *Endpoint, error) {
+	cfg := c.cfg.Load()
+	if cfg == nil {
+		return nil, nil, fmt.Errorf("%w: %s", ErrClusterClosed, c.name)
+	}
+	lim := &cfg.spec.limits
+	if !c.requests.tryAdd(lim.requests) {
+		c.stats.overflow.requests.Add(1)
+		return nil, nil, overflowError("max_requests", lim.requests)
+	}
+	// An HTTP/1.1 request occupies a connection: wait for one within max_connections.
+	h1 := !cfg.spec.transport.http2
+	if h1 {
+		if err := c.slots.acquire(req.Context(), lim.pending); err != nil {
+			c.requests.done()
+			if errors.Is(err, errPendingOverflow) {
+				c.stats.overflow.pending.Add(1)
+				return nil, nil, overflowError("max_pending_requests", lim.pending)
+			}
+			return nil, nil, err
+		}
+	}
+	ep := c.snap.Load().pick(hash)
+	if ep == nil {
+		c.release(h1)
+		c.stats.noHealthy.Add(1)
+		return nil, nil, fmt.Errorf("%w: %s", ErrNoHealthyUpstream, c.name)
+	}
+	ep.active.Add(1)
+	ep.requests.Add(1)
+	req.URL.Scheme, req.URL.Host = cfg.transport.scheme, ep.addr
+	resp, err := cfg.transport.rt.RoundTrip(req)
+	if err != nil {
+		c.finish(cfg.transport, ep, h1)
+		c.failed(req.Context(), cfg.spec.outlier, ep, err)
+		return nil, ep, err
+	}
+	c.stats.responses[min(5, max(1, resp.StatusCode/100))].Add(1)
+	c.recordOutcome(cfg.spec.outlier, ep, resp.StatusCode)
+	if resp.Body == http.NoBody {
+		c.finish(cfg.transport, ep, h1)
+		return resp, ep, nil
+	}
+	b := &body{ReadCloser: resp.Body, c: c, ep: ep, tr: cfg.transport, h1: h1}
+	if rw, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body = &upgradedBody{body: b, w: rw}
+	} else {
+		resp.Body = b
+	}
+	return resp, ep, nil
+}
+
+// failed accounts for a request that got no response.
+func (c *Cluster) failed(ctx context.Context, spec *outlierSpec, ep *Endpoint, err error) {
+	if errors.Is(err, ErrOverflow) || errors.Is(ctx.Err(), context.Canceled) {
+		return
+	}
+	c.stats.responses[0].Add(1)
+	ep.failures.Add(1)
+	var ce *connectError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		c.stats.connectFailures.Add(1)
+		c.recordOutcome(spec, ep, http.StatusServiceUnavailable)
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		c.recordOutcome(spec, ep, http.StatusGatewayTimeout)
+	default:
+		c.recordOutcome(spec, ep, http.StatusBadGateway)
+	}
+}
+
+// release returns a request's breaker reservations.
+func (c *Cluster) release(h1 bool) {
+	c.requests.done()
+	if h1 {
+		c.slots.release()
+	}
+}
+
+// finish ends a request on ep.
+func (c *Cluster) finish(tr *transport, ep *Endpoint, h1 bool) {
+	ep.active.Add(-1)
+	c.release(h1)
+	if tr.retired.Load() {
+		// The connection may just have gone idle in a pool nobody uses any more.
+		tr.rt.CloseIdleConnections()
+	}
+}
+
+// body ends its request when read to the end or closed.
+type body struct {
+	io.ReadCloser
+	c    *Cluster
+	ep   *Endpoint
+	tr   *transport
+	h1   bool
+	done atomic.Bool
+}
+
+// Read reads the response body, ending the request at its end or on an error.
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.end()
+	}
+	return n, err
+}
+
+// Close closes the response body and ends the request.
+func (b *body) Close() error {
+	err := b.ReadCloser.Close()
+	b.end()
+	return err
+}
+
+func (b *body) end() {
+	if b.done.CompareAndSwap(false, true) {
+		b.c.finish(b.tr, b.ep, b.h1)
+	}
+}
+
+// upgradedBody is the body of a 101 response: the upgraded connection, in both directions.
+type upgradedBody struct {
+	*body
+	w io.Writer
+}
+
+// Write sends on the upgraded connection.
+func (b *upgradedBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// DialTCP opens a TCP connection to an endpoint the load balancer picks, for TCP routes and
+// TLS passthrough. The connection is the dialer's own (a *net.TCPConn with the default
+// dialer), so the kernel can splice it; it counts against max_connections until closed.
+// A failure to connect feeds outlier detection.
+func (c *Cluster) DialTCP(ctx context.Context, hash *uint64) (net.Conn, error) {
+	cfg := c.cfg.Load()
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: %s", ErrClusterClosed, c.name)
+	}
+	if cfg.spec.tls != nil {
+		return nil, fmt.Errorf("cluster %s originates TLS; DialTCP returns raw connections", c.name)
+	}
+	maxConns := cfg.spec.limits.connections
+	if !c.tcp.reserve(maxConns) {
+		c.stats.overflow.connections.Add(1)
+		return nil, overflowError("max_connections", maxConns)
+	}
+	ep := c.snap.Load().pick(hash)
+	if ep == nil {
+		c.tcp.unreserve(nil)
+		c.stats.noHealthy.Add(1)
+		return nil, fmt.Errorf("%w: %s", ErrNoHealthyUpstream, c.name)
+	}
+	ep.requests.Add(1)
+	dctx, cancel := context.WithTimeout(ctx, cfg.spec.transport.connectTimeout)
+	conn, err := c.dial(dctx, ep.addr)
+	cancel()
+	c.tcp.unreserve(conn)
+	if err != nil {
+		c.failed(ctx, cfg.spec.outlier, ep, err)
+		return nil, err
+	}
+	c.recordOutcome(cfg.spec.outlier, ep, http.StatusOK)
+	return conn, nil
+}
+
+// BeginRetry reserves a retry against the cluster's max_retries breaker (Envoy's default 3
+// applies without circuit breakers) and reports whether the router may retry; each true
+// must be followed by EndRetry once the retry finishes.
+func (c *Cluster) BeginRetry() bool {
+	cfg := c.cfg.Load()
+	if cfg == nil {
+		return false
+	}
+	if !c.retries.tryAdd(cfg.spec.limits.retries) {
+		c.stats.overflow.retries.Add(1)
+		return false
+	}
+	return true
+}
+
+// EndRetry releases a retry reserved by BeginRetry.
+func (c *Cluster) EndRetry() { c.retries.done() }
