@@ -104,7 +104,7 @@ func (bl *boundListener) dispatch(cfg *listenerConfig, chain *chainConfig, conn 
 		defer release()
 		bl.p.forwardTCP(chain.tcp, conn, hello)
 	case chain.http != nil:
-		var c net.Conn = conn
+		c := conn
 		if hello != nil {
 			c = newReplayConn(conn, hello)
 		}
@@ -192,6 +192,7 @@ func (q *connQueue) push(c net.Conn) bool {
 	}
 }
 
+// Accept returns the next connection the accept loop hands over.
 func (q *connQueue) Accept() (net.Conn, error) {
 	select {
 	case c := <-q.ch:
@@ -201,11 +202,13 @@ func (q *connQueue) Accept() (net.Conn, error) {
 	}
 }
 
+// Close stops Accept; connections pushed afterwards are closed.
 func (q *connQueue) Close() error {
 	q.once.Do(func() { close(q.closed) })
 	return nil
 }
 
+// Addr is the bound socket's address.
 func (q *connQueue) Addr() net.Addr { return q.addr }
 
 // connLimiter bounds the connections the proxy holds open at once.

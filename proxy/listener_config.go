@@ -59,7 +59,7 @@ type weightedName struct {
 	weight uint32
 }
 
-// compileListener checks that the proxy can honour a Listener and compiles it. secrets are
+// compileListener checks that the proxy can honor a Listener and compiles it. secrets are
 // the SDS secrets by name.
 func compileListener(l *listenerv3.Listener, secrets map[string]*tlsv3.Secret) (*listenerConfig, error) {
 	sa := l.GetAddress().GetSocketAddress()

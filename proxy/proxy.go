@@ -3,7 +3,7 @@
 //
 // The configuration (listeners, route tables, upstream clusters) is compiled once per xDS
 // update into immutable values and swapped atomically; a configuration the proxy cannot
-// honour is rejected as a whole (NACK) and the last good one stays in force.
+// honor is rejected as a whole (NACK) and the last good one stays in force.
 package proxy
 
 import (

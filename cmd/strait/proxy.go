@@ -18,7 +18,7 @@ func newProxyCommand() *cobra.Command {
 		Long: `proxy connects to a Strait control plane over ADS, asks for the configuration of
 one Gateway (its node id) and serves that Gateway's listeners. It keeps serving its last
 good configuration while the control plane is away, and rejects (NACKs) a configuration it
-cannot honour. SIGINT or SIGTERM drains: it stops accepting and finishes the requests in
+cannot honor. SIGINT or SIGTERM drains: it stops accepting and finishes the requests in
 flight (up to 30s).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

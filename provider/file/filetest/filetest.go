@@ -37,7 +37,7 @@ func Write(t testing.TB, dir, bindAddress string, clusters []Cluster) string {
 	}
 	var out []clusterConfig
 	for _, c := range clusters {
-		if err := os.MkdirAll(filepath.Join(dir, c.Name), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, c.Name), 0o750); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, c.Name, "manifests.yaml"), []byte(c.Manifests), 0o600); err != nil {
