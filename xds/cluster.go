@@ -3,6 +3,7 @@ package xds
 import (
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ func (b *builder) cluster(be *ir.Backend) (*clusterv3.Cluster, error) {
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
 		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsConfigSource()},
 		ConnectTimeout:       durationpb.New(connectTimeout),
+		OutlierDetection:     defaultOutlierDetection,
 	}
 	if b.affinity[be.Name] {
 		c.LbPolicy = clusterv3.Cluster_RING_HASH
@@ -72,6 +74,20 @@ func (b *builder) cluster(be *ir.Backend) (*clusterv3.Cluster, error) {
 		c.TransportSocket = ts
 	}
 	return c, nil
+}
+
+// defaultOutlierDetection ejects an endpoint after 3 consecutive gateway failures (connect
+// failures, 502, 503, 504) or 5 consecutive 5xx, for 30s and longer each time it is ejected
+// again. Any share of a locality may be ejected: when every endpoint of the Gateway's own
+// cluster is down, traffic fails over to the next priority instead of being held back by
+// Envoy's default cap of 10%.
+var defaultOutlierDetection = &clusterv3.OutlierDetection{
+	Consecutive_5Xx:                    wrapperspb.UInt32(5),
+	ConsecutiveGatewayFailure:          wrapperspb.UInt32(3),
+	EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(100),
+	Interval:                           durationpb.New(5 * time.Second),
+	BaseEjectionTime:                   durationpb.New(30 * time.Second),
+	MaxEjectionPercent:                 wrapperspb.UInt32(100),
 }
 
 // upstreamTLS originates TLS with SNI and verifies the backend's certificate against the
