@@ -108,7 +108,9 @@ func (bl *boundListener) dispatch(cfg *listenerConfig, chain *chainConfig, conn 
 		if hello != nil {
 			c = newReplayConn(conn, hello)
 		}
-		if chain.tls != nil {
+		if chain.tls == nil {
+			c = newFramingConn(c)
+		} else {
 			tc := tls.Server(c, chain.tls)
 			ctx, cancel := context.WithTimeout(context.Background(), clientHelloTimeout)
 			err := tc.HandshakeContext(ctx)
@@ -118,7 +120,13 @@ func (bl *boundListener) dispatch(cfg *listenerConfig, chain *chainConfig, conn 
 				release()
 				return
 			}
-			c = tc
+			if tc.ConnectionState().NegotiatedProtocol == "h2" {
+				c = tc
+			} else {
+				// HTTP/1.1 over TLS is checked like plaintext; net/http finds the TLS
+				// state through the ConnectionState method.
+				c = &tlsFramingConn{framingConn: newFramingConn(tc), tls: tc}
+			}
 		}
 		bl.releases.Store(c, release)
 		if !bl.server(cfg, chain).conns.push(c) {
@@ -138,6 +146,7 @@ func (bl *boundListener) server(cfg *listenerConfig, chain *chainConfig) *httpSe
 	}
 	s := &httpServer{conns: newConnQueue(bl.ln.Addr())}
 	s.srv = bl.p.newHTTPServer(cfg.name, key)
+	s.srv.ConnContext = connContext
 	s.srv.ConnState = func(c net.Conn, state http.ConnState) {
 		if state == http.StateClosed || state == http.StateHijacked {
 			if release, ok := bl.releases.LoadAndDelete(c); ok {

@@ -1,0 +1,61 @@
+package proxy_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/strait-gw/strait/provider/file/filetest"
+)
+
+// TestServiceImportFailover kills the Gateway's own cluster's backends of a ServiceImport.
+// Outlier detection ejects an endpoint after 3 consecutive gateway failures, so at most
+// 3 requests per dead endpoint may fail (6 here); after that every request is served by the
+// next priority (eu), and none fails.
+func TestServiceImportFailover(t *testing.T) {
+	us1, us2, eu := startEcho(t, "us", "us-1"), startEcho(t, "us", "us-2"), startEcho(t, "eu", "eu-1")
+	port := freePort(t)
+	route := `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: podinfo, namespace: default}
+spec:
+  parentRefs: [{name: web}]
+  rules:
+  - backendRefs: [{group: multicluster.x-k8s.io, kind: ServiceImport, name: podinfo, port: 80}]
+`
+	newEnv(t, []filetest.Cluster{
+		{Name: "eu", Region: "eu-west", Network: "n", Manifests: service("podinfo", true, "", eu)},
+		{Name: "us", Region: "us-east", Network: "n", Manifests: gateway("web", "HTTP", port, "") + "---\n" + service("podinfo", true, "", us1, us2) + route},
+	})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 50 {
+		if status, er := get(t, client, url(port, "/"), "podinfo.local", nil); status != http.StatusOK || er.Cluster != "us" {
+			t.Fatalf("before failover: status %d from %q, want 200 from us (priority 0)", status, er.Cluster)
+		}
+	}
+
+	us1.stop()
+	us2.stop()
+	failed := 0
+	for range 6 + 1 {
+		status, er := get(t, client, url(port, "/"), "podinfo.local", nil)
+		if status != http.StatusOK {
+			failed++
+			continue
+		}
+		if er.Cluster != "eu" {
+			t.Fatalf("after us died: answered by %q", er.Cluster)
+		}
+	}
+	t.Logf("%d requests failed while outlier detection reacted (at most 6 allowed)", failed)
+	if failed > 6 {
+		t.Fatalf("%d requests failed, want at most 3 per dead endpoint", failed)
+	}
+	for i := range 200 {
+		status, er := get(t, client, url(port, "/"), "podinfo.local", nil)
+		if status != http.StatusOK || er.Cluster != "eu" {
+			t.Fatalf("request %d after failover: status %d from %q, want 200 from eu", i, status, er.Cluster)
+		}
+	}
+}
