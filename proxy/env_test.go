@@ -30,6 +30,8 @@ type env struct {
 	last    *translator.Output
 	lastIn  *translator.Input
 	proxies map[string]*proxy.Proxy
+	// stop stops one proxy (SIGTERM in a real process).
+	stop map[string]context.CancelFunc
 }
 
 // newEnv translates the clusters, serves them over xDS and starts one proxy per Gateway,
@@ -37,7 +39,7 @@ type env struct {
 func newEnv(t *testing.T, clusters []filetest.Cluster) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, ctx: ctx, dir: t.TempDir(), proxies: map[string]*proxy.Proxy{}}
+	e := &env{t: t, ctx: ctx, dir: t.TempDir(), proxies: map[string]*proxy.Proxy{}, stop: map[string]context.CancelFunc{}}
 	e.xds = xds.NewServer("127.0.0.1:0", prometheus.NewRegistry())
 	if err := e.xds.Listen(); err != nil {
 		t.Fatal(err)
@@ -49,8 +51,10 @@ func newEnv(t *testing.T, clusters []filetest.Cluster) *env {
 	for _, p := range e.last.Proxies {
 		px := proxy.New(proxy.Options{XDS: e.xds.Addr(), Node: p.Node, DrainTimeout: 5 * time.Second})
 		e.proxies[p.Node] = px
+		pctx, stop := context.WithCancel(ctx)
+		e.stop[p.Node] = stop
 		go func() {
-			if err := px.Start(ctx); err != nil {
+			if err := px.Start(pctx); err != nil {
 				t.Errorf("proxy %s: %v", p.Node, err)
 			}
 			stopped <- struct{}{}
