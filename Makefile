@@ -117,6 +117,10 @@ bench: ## Benchmarks of the translator and xds packages.
 	@if [[ -z "$(strip $(BENCH_PKGS))" ]]; then echo "bench: none of $(BENCH_DIRS) exists yet; nothing to run"; exit 0; fi; \
 	set -x; $(GO) test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) $(BENCH_PKGS)
 
+.PHONY: bench-proxy
+bench-proxy: ## Proxy benchmark: Strait vs HAProxy, nginx, Go ReverseProxy and direct (~9 min; QUICK=1 for ~3 min).
+	$(GO) run ./hack/bench $(if $(QUICK),--quick) $(BENCH_PROXY_FLAGS)
+
 .PHONY: e2e
 e2e: ## End-to-end tests under e2e/ (skipped when e2e/ does not exist yet).
 	@if [[ ! -d e2e ]]; then echo "e2e: no e2e/ directory yet; nothing to run"; exit 0; fi; \
