@@ -29,7 +29,7 @@ TEST_FLAGS   ?=
 # Package lists default to the whole module; narrow them with e.g. `make unit PKGS=./translator/...`.
 PKGS         ?= ./...
 # Benchmarks cover the packages that exist of these.
-BENCH_DIRS   ?= translator xds
+BENCH_DIRS   ?= translator xds proxy
 BENCH_PKGS   ?= $(foreach d,$(BENCH_DIRS),$(if $(wildcard $(d)),./$(d)/...))
 BENCH_FLAGS  ?=
 E2E_TIMEOUT  ?= 30m
@@ -113,7 +113,7 @@ cover: ## Unit tests with coverage into _output/coverage.out and _output/coverag
 	$(GO) tool cover -func=_output/coverage.out | tail -n 1
 
 .PHONY: bench
-bench: ## Benchmarks of the translator and xds packages.
+bench: ## Go benchmarks of the translator, xds and proxy packages.
 	@if [[ -z "$(strip $(BENCH_PKGS))" ]]; then echo "bench: none of $(BENCH_DIRS) exists yet; nothing to run"; exit 0; fi; \
 	set -x; $(GO) test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) $(BENCH_PKGS)
 

@@ -48,6 +48,7 @@ func newRootCommand() *cobra.Command {
 		newRunCommand(),
 		newProxyCommand(),
 		newEchoCommand(),
+		newDemoCommand(),
 		newVersionCommand(),
 	)
 	return root

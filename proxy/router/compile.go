@@ -26,7 +26,7 @@ const (
 	defaultMaxDirectBody   = 4096
 )
 
-// Compile compiles rc into a Table. It fails on anything the proxy cannot honour exactly,
+// Compile compiles rc into a Table. It fails on anything the proxy cannot honor exactly,
 // naming the virtual host, the route and the field; the caller keeps its current table and
 // NACKs the update with the error.
 func Compile(rc *routev3.RouteConfiguration) (*Table, error) {
@@ -329,7 +329,7 @@ func (rt *Route) setWeightedClusters(wc *routev3.WeightedCluster) error {
 	if rt.weighted == 0 {
 		return errors.New("the weights sum to 0")
 	}
-	if tw := wc.GetTotalWeight(); tw != nil && uint64(tw.GetValue()) != rt.weighted {
+	if tw := wc.GetTotalWeight(); tw != nil && uint64(tw.GetValue()) != rt.weighted { //nolint:staticcheck // control planes still send total_weight; a mismatch must be NACKed as Envoy does
 		return fmt.Errorf("total_weight %d differs from the sum of the weights, %d", tw.GetValue(), rt.weighted)
 	}
 	return nil
@@ -394,7 +394,7 @@ var retryConditions = map[string]RetryOn{
 	"refused-stream":             RetryRefusedStream,
 	"retriable-status-codes":     RetryRetriableStatusCodes,
 	"http3-post-connect-failure": RetryHTTP3PostConnectFailure,
-	"cancelled":                  RetryGRPCCancelled,
+	"cancelled":                  RetryGRPCCancelled, //nolint:misspell // Envoy's retry_on token is spelled "cancelled"
 	"deadline-exceeded":          RetryGRPCDeadlineExceeded,
 	"resource-exhausted":         RetryGRPCResourceExhausted,
 	"internal":                   RetryGRPCInternal,

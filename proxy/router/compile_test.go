@@ -24,7 +24,7 @@ import (
 )
 
 // TestCompileGolden compiles every route configuration xds.Build and xds.BuildProxyless make
-// of the xds golden cases: everything Strait emits must be honoured.
+// of the xds golden cases: everything Strait emits must be honored.
 func TestCompileGolden(t *testing.T) {
 	inputs, err := filepath.Glob(filepath.Join(testdataDir, "*.ir.yaml"))
 	if err != nil || len(inputs) == 0 {
@@ -129,7 +129,7 @@ func headerOption(key, value string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: key, Value: value}}
 }
 
-// TestCompileErrors checks that what the proxy cannot honour is refused with an error that
+// TestCompileErrors checks that what the proxy cannot honor is refused with an error that
 // names where it is.
 func TestCompileErrors(t *testing.T) {
 	const at = `route configuration "rc": virtual host "vh": route "r": `
@@ -269,7 +269,7 @@ func TestCompileErrors(t *testing.T) {
 		name: "append and append_action",
 		mutate: func(t *testing.T, rc *routev3.RouteConfiguration) {
 			o := headerOption("x-a", "1")
-			o.Append = wrapperspb.Bool(true)
+			o.Append = wrapperspb.Bool(true) //nolint:staticcheck // tests that the deprecated append conflicts with append_action
 			o.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS
 			rc.ResponseHeadersToAdd = []*corev3.HeaderValueOption{o}
 		},

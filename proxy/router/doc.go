@@ -3,7 +3,7 @@
 //
 // Compile turns one RouteConfiguration (the subset the xds package emits, and a little more)
 // into a Table; the proxy swaps tables atomically and keeps the last good one when Compile
-// fails, NACKing with its error. Anything in the resource that the proxy could not honour
+// fails, NACKing with its error. Anything in the resource that the proxy could not honor
 // exactly (an unknown field, filter config, action, retry condition or header formatter) is
 // a Compile error naming the virtual host, the route and the field: a route that silently
 // behaved differently from Envoy would be worse than a rejected update.

@@ -96,7 +96,10 @@ func exercise(t *testing.T, rt *router.Route, r *http.Request, p router.Params) 
 		t.Errorf("route %q has %d actions", rt.Name, actions)
 	}
 	for _, m := range rt.Mirrors {
-		m.Sample(uint64(len(r.URL.Path)))
+		// A compiled mirror has a denominator (Sample divides by it) and mirrors nothing at 0%.
+		if m.Sample(uint64(len(r.URL.Path))) && m.Numerator == 0 {
+			t.Errorf("mirror %+v sampled at 0%%", m)
+		}
 	}
 	rt.HashKey(r)
 	rt.AffinityCookie(r)

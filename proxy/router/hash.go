@@ -76,7 +76,10 @@ func (rt *Route) AffinityCookie(r *http.Request) *http.Cookie {
 		if _, found := cookieValue(r.Header, c.Name); found {
 			return nil
 		}
-		cookie := &http.Cookie{Name: c.Name, Value: generatedCookie(r), Path: c.Path, HttpOnly: true}
+		// The attributes of Envoy's generated cookie. Its value is a hash of the client's
+		// address that picks an endpoint, not a credential; Secure would stop clients of a
+		// plain-HTTP listener from sending it back, and so from sticking to an endpoint.
+		cookie := &http.Cookie{Name: c.Name, Value: generatedCookie(r), Path: c.Path, HttpOnly: true} //nolint:gosec // G124: affinity cookie, not a credential; Secure/SameSite as Envoy (see above)
 		if c.TTL > 0 {
 			cookie.MaxAge = int((c.TTL + time.Second - 1) / time.Second)
 		}

@@ -119,11 +119,13 @@ func compileHeaderValueOption(o *corev3.HeaderValueOption) (op headerOp, ok bool
 }
 
 func appendAction(o *corev3.HeaderValueOption) (headerAction, error) {
-	if o.GetAppend() != nil {
+	// Control planes still send the deprecated append, which Envoy honors when append_action
+	// is left at its default.
+	if appendFlag := o.GetAppend(); appendFlag != nil { //nolint:staticcheck // the deprecated append must still be honored
 		if o.GetAppendAction() != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD {
 			return 0, errors.New("append and append_action are both set")
 		}
-		if o.GetAppend().GetValue() {
+		if appendFlag.GetValue() {
 			return headerAppend, nil
 		}
 		return headerOverwrite, nil

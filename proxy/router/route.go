@@ -220,6 +220,8 @@ const (
 	// that failed after the connection was established.
 	RetryHTTP3PostConnectFailure
 	// RetryGRPCCancelled ("cancelled") retries grpc-status 1.
+	//
+	//nolint:misspell // "cancelled" is Envoy's spelling of this retry_on condition
 	RetryGRPCCancelled
 	// RetryGRPCDeadlineExceeded ("deadline-exceeded") retries grpc-status 4.
 	RetryGRPCDeadlineExceeded

@@ -60,7 +60,7 @@ func TestPickClusterWeights(t *testing.T) {
 			{Name: "one", Weight: wrapperspb.UInt32(1)},
 			{Name: "last-zero"},
 		},
-		TotalWeight: wrapperspb.UInt32(4),
+		TotalWeight: wrapperspb.UInt32(4), //nolint:staticcheck // tests that a matching deprecated total_weight is accepted
 	}}
 	rt, _ := mustCompile(t, rc).Match(newRequest("GET", "example.com", "/"))
 	var got []string

@@ -104,11 +104,11 @@ func reduceWeights(weights []uint64) []uint64 {
 // timers: it must be fast and safe for concurrent use, not unpredictable, so math/rand/v2's
 // runtime-seeded source is the right one.
 func randUint64() uint64 {
-	return rand.Uint64() //nolint:gosec // G404: load spreading, not security
+	return rand.Uint64()
 }
 
 func randN[T ~int64 | ~uint64 | ~uint32](n T) T {
-	return rand.N(n) //nolint:gosec // G404: load spreading and jitter, not security
+	return rand.N(n)
 }
 
 func gcd(a, b uint64) uint64 {

@@ -140,7 +140,7 @@ func (c *Client) Start(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		received, err := c.session(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // ctx ended the session: Start returns nil then, as documented
 		}
 		if received {
 			attempt = 0
