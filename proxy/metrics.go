@@ -11,7 +11,7 @@ type metrics struct {
 	configUpdates       prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, open func() float64) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strait_proxy_requests_total",
@@ -36,7 +36,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.tcpConnections, m.rejectedConnections, m.configUpdates)
+		reg.MustRegister(m.requests, m.duration, m.tcpConnections, m.rejectedConnections, m.configUpdates,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "strait_proxy_downstream_connections",
+				Help: "Client connections open now, all listeners together.",
+			}, open))
 	}
 	return m
 }

@@ -88,12 +88,12 @@ func New(opts Options) *Proxy {
 	p := &Proxy{
 		opts:      opts,
 		log:       opts.Logger.With("node", opts.Node),
-		metrics:   newMetrics(opts.Registerer),
 		upstreams: upstream.NewManager(upstream.Options{Logger: opts.Logger, Registerer: opts.Registerer}),
 		ready:     make(chan struct{}),
 		listeners: map[string]*boundListener{},
 	}
 	p.connections.max = opts.MaxConnections
+	p.metrics = newMetrics(opts.Registerer, func() float64 { return float64(p.connections.open.Load()) })
 	p.state.Store(&state{tables: map[string]*router.Table{}, listeners: map[string]*listenerConfig{}})
 	p.xds = xdsclient.New(xdsclient.Options{Server: opts.XDS, Node: opts.Node, Apply: p.Apply, Logger: opts.Logger})
 	return p

@@ -96,7 +96,7 @@ endpoints: [{addresses: [127.0.0.1]}]
 		}
 	}
 	metrics := httpBody(t, "http://"+adminAddr+"/metrics")
-	for _, want := range []string{`strait_proxy_requests_total{`, `node="us/default/web"`, `strait_translation_duration_seconds_count`} {
+	for _, want := range []string{`strait_proxy_requests_total{`, `strait_proxy_downstream_connections{`, `node="us/default/web"`, `strait_translation_duration_seconds_count`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
