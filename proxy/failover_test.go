@@ -37,15 +37,23 @@ spec:
 
 	us1.stop()
 	us2.stop()
-	failed := 0
-	for range 6 + 1 {
-		status, er := get(t, client, url(port, "/"), "podinfo.local", nil)
-		if status != http.StatusOK {
-			failed++
-			continue
+	// Until both us endpoints are ejected, priority 0 is partly healthy and keeps a share of
+	// the traffic (Envoy's priority load), so failures and eu answers interleave: count
+	// failures until 20 answers in a row come from eu.
+	failed, streak := 0, 0
+	for sent := 0; streak < 20; sent++ {
+		if sent == 200 {
+			t.Fatalf("no steady failover after %d requests (%d failed)", sent, failed)
 		}
-		if er.Cluster != "eu" {
+		status, er := get(t, client, url(port, "/"), "podinfo.local", nil)
+		switch {
+		case status != http.StatusOK:
+			failed++
+			streak = 0
+		case er.Cluster != "eu":
 			t.Fatalf("after us died: answered by %q", er.Cluster)
+		default:
+			streak++
 		}
 	}
 	t.Logf("%d requests failed while outlier detection reacted (at most 6 allowed)", failed)

@@ -224,7 +224,7 @@ func TestCircuitBreakers(t *testing.T) {
 	arrived.Wait()
 	arrived.Add(1) // the pending request arrives once released
 	wg.Go(func() { _, _, _, _ = get(t, c, nil) })
-	eventually(t, 2*time.Second, "a request pending", func() bool { return c.Stats().RequestsPending == 1 })
+	eventually(t, settle, "a request pending", func() bool { return c.Stats().RequestsPending == 1 })
 	_, _, _, err := get(t, c, nil)
 	if !errors.Is(err, ErrOverflow) || !strings.Contains(err.Error(), "max_pending_requests") {
 		t.Errorf("third request: %v, want a max_pending_requests overflow", err)
@@ -237,7 +237,7 @@ func TestCircuitBreakers(t *testing.T) {
 	c2 := install(t, m, edsCluster("requests", withBreakers(10, 10, 1)), assignment("requests", loc{eps: eps(blocking.addr())}))
 	arrived.Add(1)
 	wg.Go(func() { _, _, _, _ = get(t, c2, nil) })
-	eventually(t, 2*time.Second, "a request in flight", func() bool { return c2.Stats().RequestsActive == 1 })
+	eventually(t, settle, "a request in flight", func() bool { return c2.Stats().RequestsActive == 1 })
 	if _, _, _, err := get(t, c2, nil); !errors.Is(err, ErrOverflow) || !strings.Contains(err.Error(), "max_requests") {
 		t.Errorf("second request: %v, want a max_requests overflow", err)
 	}
@@ -279,33 +279,31 @@ func explicitHTTP2(c *clusterv3.Cluster) {
 	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsName: opts}
 }
 
-// TestH2C checks that concurrent requests are HTTP/2 streams sharing one connection.
+// TestH2C sends a burst of concurrent requests to a cold HTTP/2 cluster: they are streams on
+// one connection, dialed once, also when max_connections is 1 (the duplicate dials of the
+// burst used to overflow it and fail the requests).
 func TestH2C(t *testing.T) {
-	m := newTestManager(t, Options{})
-	c := install(t, m, edsCluster("grpc", explicitHTTP2), assignment("grpc", loc{eps: eps(h2cBackend(t))}))
-	burst := func() {
+	for _, maxConns := range []uint32{0, 1} {
+		m := newTestManager(t, Options{})
+		c := install(t, m, edsCluster("grpc", explicitHTTP2, func(c *clusterv3.Cluster) {
+			if maxConns > 0 {
+				c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{MaxConnections: wrapperspb.UInt32(maxConns)}}}
+			}
+		}), assignment("grpc", loc{eps: eps(h2cBackend(t))}))
 		var wg sync.WaitGroup
 		for range 20 {
 			wg.Go(func() {
 				if _, proto, _, err := get(t, c, nil); err != nil || proto != "HTTP/2.0" {
-					t.Errorf("got %q, %v; want HTTP/2.0", proto, err)
+					t.Errorf("max_connections %d: got %q, %v; want HTTP/2.0", maxConns, proto, err)
 				}
 			})
 		}
 		wg.Wait()
-	}
-	// A cold burst: requests that find no connection yet may each dial one (net/http
-	// does not know a dial will be HTTP/2); the pool keeps the first and closes the
-	// others in the background.
-	burst()
-	if !c.Stats().HTTP2 {
-		t.Fatal("the cluster is not HTTP/2")
-	}
-	eventually(t, 5*time.Second, "the pool down to one connection", func() bool { return c.Stats().ConnectionsActive == 1 })
-	// A warm burst dials nothing: its streams share the pooled connection.
-	burst()
-	if n := c.Stats().ConnectionsActive; n != 1 {
-		t.Errorf("%d connections after a burst on a warm pool, want 1", n)
+		// Streams share a connection.
+		if s := c.Stats(); s.ConnectionsActive != 1 || !s.HTTP2 || s.Breakers.ConnectionsOverflow != 0 {
+			t.Errorf("max_connections %d: %d connections (http2 %v), %d overflows; want 1, none",
+				maxConns, s.ConnectionsActive, s.HTTP2, s.Breakers.ConnectionsOverflow)
+		}
 	}
 }
 
@@ -514,7 +512,7 @@ func TestRemovedClusterCloses(t *testing.T) {
 	if _, _, _, err := get(t, c, nil); !errors.Is(err, ErrClusterClosed) {
 		t.Errorf("request to a removed cluster: %v", err)
 	}
-	eventually(t, 2*time.Second, "idle connections closed", func() bool { return c.Stats().ConnectionsActive == 0 })
+	eventually(t, settle, "idle connections closed", func() bool { return c.Stats().ConnectionsActive == 0 })
 }
 
 func TestNoEndpoints(t *testing.T) {

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -76,7 +77,7 @@ func TestActiveHTTPHealthCheck(t *testing.T) {
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("checked", healthCheck(20*time.Millisecond, 20*time.Millisecond, httpHealthCheck)),
 		assignment("checked", loc{eps: eps(a.addr(), b.addr())}))
-	eventually(t, 2*time.Second, "health checks run", func() bool { return a.checks.Load() > 1 && b.checks.Load() > 1 })
+	eventually(t, settle, "health checks run", func() bool { return a.checks.Load() > 1 && b.checks.Load() > 1 })
 	if host := a.host.Load(); host != "checked" {
 		t.Errorf("health check Host %q, want the cluster name", host)
 	}
@@ -84,14 +85,14 @@ func TestActiveHTTPHealthCheck(t *testing.T) {
 	// An unexpected status marks the endpoint down at once (the threshold is for
 	// endpoints that do not answer).
 	a.healthy.Store(false)
-	eventually(t, 2*time.Second, "a marked down", func() bool { return !activeHealthy(t, c, a.addr()) })
+	eventually(t, settle, "a marked down", func() bool { return !activeHealthy(t, c, a.addr()) })
 	for range 10 {
 		if _, body, _, err := get(t, c, nil); err != nil || body != "b" {
 			t.Fatalf("got %q, %v while a is down", body, err)
 		}
 	}
 	a.healthy.Store(true)
-	eventually(t, 2*time.Second, "a back up after healthy_threshold passes", func() bool { return activeHealthy(t, c, a.addr()) })
+	eventually(t, settle, "a back up after healthy_threshold passes", func() bool { return activeHealthy(t, c, a.addr()) })
 	if s := c.Stats(); s.HealthChecksPassed == 0 || s.HealthChecksFailed == 0 {
 		t.Errorf("checks passed %d, failed %d", s.HealthChecksPassed, s.HealthChecksFailed)
 	}
@@ -103,7 +104,7 @@ func TestActiveTCPHealthCheck(t *testing.T) {
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("tcp", healthCheck(20*time.Millisecond, 20*time.Millisecond, tcpHealthCheck)),
 		assignment("tcp", loc{eps: eps(up.addr(), down.addr())}))
-	eventually(t, 2*time.Second, "the closed endpoint marked down", func() bool { return !activeHealthy(t, c, down.addr()) })
+	eventually(t, settle, "the closed endpoint marked down", func() bool { return !activeHealthy(t, c, down.addr()) })
 	if !activeHealthy(t, c, up.addr()) {
 		t.Error("the listening endpoint was marked down")
 	}
@@ -111,33 +112,42 @@ func TestActiveTCPHealthCheck(t *testing.T) {
 
 // TestHealthStateSurvivesUpdate marks an endpoint down, then changes the cluster's load
 // balancing: the verdict stays (its next check is an hour away), and the check is not
-// restarted. Removing the endpoint stops its checks.
+// restarted. Removing an endpoint stops its checks. The healthy endpoint k, checked every
+// 20ms, is the clock: waits count k's checks, not wall time, so a slow machine can neither
+// fail the test nor hide a check that should not happen.
 func TestHealthStateSurvivesUpdate(t *testing.T) {
-	a, b := newCheckedBackend(t, "a"), newCheckedBackend(t, "b")
+	a, b, k := newCheckedBackend(t, "a"), newCheckedBackend(t, "b"), newCheckedBackend(t, "k")
 	a.healthy.Store(false)
 	hc := healthCheck(20*time.Millisecond, time.Hour, httpHealthCheck)
 	m := newTestManager(t, Options{})
-	c := install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr(), b.addr())}))
-	eventually(t, 2*time.Second, "a marked down", func() bool { return !activeHealthy(t, c, a.addr()) })
+	c := install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr(), b.addr(), k.addr())}))
+	eventually(t, settle, "a marked down", func() bool { return !activeHealthy(t, c, a.addr()) })
 	a.healthy.Store(true)
+	// The check that marked a down has landed; the next one is an hour away.
+	aChecks := a.checks.Load()
+	kChecked := func(n int64) {
+		t.Helper()
+		from := k.checks.Load()
+		eventually(t, settle, fmt.Sprintf("k checked %d more times", n), func() bool { return k.checks.Load() >= from+n })
+	}
 
 	install(t, m, edsCluster("web", hc, func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_RANDOM }),
-		assignment("web", loc{eps: []lbEndpoint{{addr: a.addr(), weight: 3}, {addr: b.addr()}}}))
-	time.Sleep(100 * time.Millisecond)
+		assignment("web", loc{eps: []lbEndpoint{{addr: a.addr(), weight: 3}, {addr: b.addr()}, {addr: k.addr()}}}))
+	kChecked(3)
 	if activeHealthy(t, c, a.addr()) {
 		t.Error("the update reset a's health check verdict")
 	}
-
-	install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(b.addr())}))
-	time.Sleep(50 * time.Millisecond) // a check under way may still land
-	checks := b.checks.Load()
-	before := a.checks.Load()
-	time.Sleep(100 * time.Millisecond)
-	if after := a.checks.Load(); after != before {
-		t.Errorf("a removed endpoint was checked %d more times", after-before)
+	if n := a.checks.Load() - aChecks; n != 0 {
+		t.Errorf("the update restarted a's check: %d checks before its unhealthy interval ran out", n)
 	}
-	if b.checks.Load() == checks {
-		t.Error("the remaining endpoint is no longer checked")
+
+	// Removing b, checked every 20ms like k, cancels its checker. That may have one check
+	// under way (it runs one at a time), so at most one more reaches b.
+	install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr(), k.addr())}))
+	bChecks := b.checks.Load()
+	kChecked(5)
+	if n := b.checks.Load() - bChecks; n > 1 {
+		t.Errorf("a removed endpoint was checked %d more times", n)
 	}
 }
 
@@ -167,5 +177,5 @@ func TestHealthCheckUnejects(t *testing.T) {
 		}
 	}
 	failing.Store(false)
-	eventually(t, 2*time.Second, "a passing check unejects flaky", func() bool { return !ejected() })
+	eventually(t, settle, "a passing check unejects flaky", func() bool { return !ejected() })
 }

@@ -152,6 +152,11 @@ func getContext(ctx context.Context, t *testing.T, c *Cluster, hash *uint64) (in
 	return resp.StatusCode, string(b), ep, err
 }
 
+// settle bounds the wait for something that must happen soon (a health check verdict, a
+// connection closing). It is generous because a loaded machine (-race, parallel packages)
+// can be slow; only a failing test waits that long.
+const settle = 10 * time.Second
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -164,6 +164,14 @@ func newHTTPTransport(o transportOptions, cfg *tls.Config, dial func(context.Con
 	default:
 		t.rt.Protocols.SetHTTP1(true)
 	}
+	if o.http2 {
+		// One dial at a time per endpoint (for HTTP/2, net/http limits only connections
+		// being created): requests that find no connection wait for the one being dialed
+		// and share it as streams. Otherwise each request of a burst dials its own, which
+		// counts against max_connections (failing the request at once) before net/http
+		// closes it again as a duplicate.
+		t.rt.MaxConnsPerHost = 1
+	}
 	return t
 }
 
