@@ -3,9 +3,10 @@ package xds
 import (
 	"errors"
 	"fmt"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
