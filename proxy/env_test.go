@@ -3,12 +3,10 @@ package proxy_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -133,48 +131,17 @@ func startEcho(t *testing.T, cluster, pod string) *backend {
 
 func (b *backend) stop() { _ = b.srv.Close() }
 
-// service returns a Service and its EndpointSlice for backends on loopback ports. Each
-// backend listens on its own port, so the Service's port maps to them by the EndpointSlice's
-// port: one slice per backend.
+// service returns a Service with an EndpointSlice per backend (see filetest.Service).
 func service(name string, export bool, appProtocol string, backends ...*backend) string {
-	labels := ""
-	if export {
-		labels = `, labels: {strait.dev/export: "true"}`
+	ports := make([]int, len(backends))
+	for i, b := range backends {
+		ports[i] = b.port
 	}
-	proto := ""
-	if appProtocol != "" {
-		proto = ", appProtocol: " + appProtocol
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: default%s}\nspec: {ports: [{name: http, port: 80%s}]}\n", name, labels, proto)
-	for i, be := range backends {
-		fmt.Fprintf(&b, `---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: %s-%d, namespace: default, labels: {kubernetes.io/service-name: %s}}
-addressType: IPv4
-ports: [{name: http, port: %d}]
-endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
-`, name, i, name, be.port)
-	}
-	return b.String()
+	return filetest.Service(name, export, appProtocol, ports...)
 }
 
-// gateway returns a GatewayClass and a Gateway with one listener.
-func gateway(name, protocol string, port int, extra string) string {
-	return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: strait}
-spec: {controllerName: strait.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: %s, namespace: default}
-spec:
-  gatewayClassName: strait
-  listeners: [{name: l, protocol: %s, port: %d%s}]
-`, name, protocol, port, extra)
-}
+// gateway is filetest.Gateway.
+var gateway = filetest.Gateway
 
 // get sends a request through a proxy and decodes the echo answer (zero for non-echo answers).
 func get(t *testing.T, client *http.Client, url, host string, header http.Header) (int, echo.Response) {

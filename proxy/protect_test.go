@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/strait-gw/strait/provider/file/filetest"
 )
 
 // rawExchange sends raw bytes on a new connection to the proxy and returns the status line
@@ -30,20 +28,10 @@ func rawExchange(t *testing.T, port int, request string) string {
 	return strings.TrimSpace(line)
 }
 
+// simpleEnv serves one route to one echo backend and returns the Gateway's port.
 func simpleEnv(t *testing.T) int {
 	t.Helper()
-	be := startEcho(t, "us", "web-1")
-	port := freePort(t)
-	manifests := gateway("web", "HTTP", port, "") + `---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{name: web}]
-  rules: [{backendRefs: [{name: web, port: 80}]}]
----
-` + service("web", false, "", be)
-	newEnv(t, []filetest.Cluster{{Name: "us", Manifests: manifests}})
+	port, _ := routeEnv(t, `{backendRefs: [{name: svc0, port: 80}]}`, startEcho(t, "us", "web-1"))
 	return port
 }
 

@@ -51,39 +51,15 @@ func writeClusters(t *testing.T, dir string, manifests map[string]string) *trans
 	})
 }
 
-// echoService is the exported Service "echo" of a cluster, with one endpoint on a loopback port.
-func echoService(cluster string, port int) string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: default, labels: {strait.dev/export: "true"}}
-spec:
-  ports: [{name: grpc, port: 80, appProtocol: kubernetes.io/h2c}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: echo-%s, namespace: default, labels: {kubernetes.io/service-name: echo}}
-addressType: IPv4
-ports: [{name: grpc, port: %d}]
-endpoints:
-- addresses: [127.0.0.1]
-  conditions: {ready: true}
-`, cluster, port)
+// echoService is the exported, h2c Service "echo" of a cluster, with one endpoint on a
+// loopback port.
+func echoService(port int) string {
+	return filetest.Service("echo", true, "kubernetes.io/h2c", port)
 }
 
 // usGateway is a Gateway in us with a GRPCRoute splitting 80/20 between us's echo and eu's
 // (through the mirror Service echo-eu).
-const usGateway = `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: strait}
-spec: {controllerName: strait.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: grpc, namespace: default}
-spec:
-  gatewayClassName: strait
-  listeners: [{name: grpc, protocol: HTTP, port: 50051}]
----
+var usGateway = filetest.Gateway("grpc", "HTTP", 50051, "") + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata: {name: echo, namespace: default}
@@ -108,8 +84,8 @@ func TestProxylessGRPC(t *testing.T) {
 	usPort, euPort := startBackend(t, "us"), startBackend(t, "eu")
 	dir := t.TempDir()
 	manifests := map[string]string{
-		"us": usGateway + "---\n" + echoService("us", usPort),
-		"eu": echoService("eu", euPort),
+		"us": usGateway + "---\n" + echoService(usPort),
+		"eu": echoService(euPort),
 	}
 	in := writeClusters(t, dir, manifests)
 	out := translator.Translate(in)
@@ -158,7 +134,7 @@ func TestProxylessGRPC(t *testing.T) {
 	// Move us's endpoint to a new backend: only the EndpointSlice changes, the update takes
 	// the endpoint fast path, and the same client follows it.
 	newPort := startBackend(t, "us-moved")
-	manifests["us"] = usGateway + "---\n" + echoService("us", newPort)
+	manifests["us"] = usGateway + "---\n" + echoService(newPort)
 	in2 := writeClusters(t, dir, manifests)
 	if !translator.SameExceptEndpoints(in, in2) {
 		t.Fatal("an EndpointSlice change should be endpoints-only")

@@ -17,6 +17,8 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/strait-gw/strait/provider/file/filetest"
 )
 
 // freePort returns a loopback address with a port that was free a moment ago.
@@ -30,18 +32,7 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-const controllerManifests = `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: strait}
-spec: {controllerName: strait.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: web, namespace: default}
-spec:
-  gatewayClassName: strait
-  listeners: [{name: http, protocol: HTTP, port: 8080}]
----
+var controllerManifests = filetest.Gateway("web", "HTTP", 8080, "") + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: app, namespace: default}
@@ -49,18 +40,14 @@ spec:
   parentRefs: [{name: web}]
   rules: [{backendRefs: [{name: app, port: 80}]}]
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: app, namespace: default}
-spec: {ports: [{port: 80}]}
-`
+` + filetest.Service("app", false, "")
 
 func endpointsManifest(ip string) string {
 	return fmt.Sprintf(`apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: app-1, namespace: default, labels: {kubernetes.io/service-name: app}}
 addressType: IPv4
-ports: [{port: 8080}]
+ports: [{name: http, port: 8080}]
 endpoints: [{addresses: [%s]}]
 `, ip)
 }

@@ -32,18 +32,7 @@ func TestRunServesTraffic(t *testing.T) {
 	}
 	gatewayPorts := map[string]int{"eu": freePortNumber(t), "us": freePortNumber(t)}
 	manifests := func(cluster string) string {
-		return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: strait}
-spec: {controllerName: strait.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: web, namespace: default}
-spec:
-  gatewayClassName: strait
-  listeners: [{name: http, protocol: HTTP, port: %d}]
----
+		return filetest.Gateway("web", "HTTP", gatewayPorts[cluster], "") + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: web, namespace: default}
@@ -51,18 +40,7 @@ spec:
   parentRefs: [{name: web}]
   rules: [{backendRefs: [{name: web, port: 80}]}]
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec: {ports: [{port: 80}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{port: %d}]
-endpoints: [{addresses: [127.0.0.1]}]
-`, gatewayPorts[cluster], backends[cluster])
+` + filetest.Service("web", false, "", backends[cluster])
 	}
 	dir := t.TempDir()
 	path := filetest.Write(t, dir, "127.0.0.1", []filetest.Cluster{

@@ -3,8 +3,10 @@
 package filetest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -69,4 +71,49 @@ func Input(t testing.TB, dir, bindAddress string, clusters []Cluster) *translato
 		t.Fatalf("manifests: %v", err)
 	}
 	return in
+}
+
+// Gateway returns the manifests of a GatewayClass "strait" of Strait's controller and a
+// Gateway in namespace default with one listener named "l". extra is added to the listener's
+// flow mapping, e.g. ", tls: {mode: Passthrough}".
+func Gateway(name, protocol string, port int, extra string) string {
+	return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: strait}
+spec: {controllerName: strait.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: %s, namespace: default}
+spec:
+  gatewayClassName: strait
+  listeners: [{name: l, protocol: %s, port: %d%s}]
+`, name, protocol, port, extra)
+}
+
+// Service returns the manifests of a Service in namespace default with port 80 named
+// "http" and, for each backend port, an EndpointSlice with one ready endpoint on 127.0.0.1
+// at that port. export labels it strait.dev/export=true; appProtocol may be empty.
+func Service(name string, export bool, appProtocol string, ports ...int) string {
+	labels := ""
+	if export {
+		labels = `, labels: {strait.dev/export: "true"}`
+	}
+	proto := ""
+	if appProtocol != "" {
+		proto = ", appProtocol: " + appProtocol
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: default%s}\nspec: {ports: [{name: http, port: 80%s}]}\n", name, labels, proto)
+	for i, port := range ports {
+		fmt.Fprintf(&b, `---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: %s-%d, namespace: default, labels: {kubernetes.io/service-name: %s}}
+addressType: IPv4
+ports: [{name: http, port: %d}]
+endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
+`, name, i, name, port)
+	}
+	return b.String()
 }
