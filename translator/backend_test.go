@@ -1,14 +1,8 @@
 package translator
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +14,7 @@ import (
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 
+	"github.com/strait-gw/strait/e2e/testcert"
 	"github.com/strait-gw/strait/translator/ir"
 )
 
@@ -374,29 +369,6 @@ func TestResolveServiceImport(t *testing.T) {
 	}
 }
 
-// testCAPEM returns a self-signed CA certificate in PEM.
-func testCAPEM(t *testing.T) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "strait test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
 // testPolicy is a BackendTLSPolicy for Service default/<service>, created at minute age of a
 // fixed hour, validated with hostname api.example.com and the given CA settings.
 func testPolicy(name, service, section string, minute int, validation gwapiv1.BackendTLSPolicyValidation) *gwapiv1.BackendTLSPolicy {
@@ -446,7 +418,7 @@ func policyConditions(tr *translation, name string) map[string]string {
 }
 
 func TestBackendTLSPolicy(t *testing.T) {
-	ca := testCAPEM(t)
+	ca := testcert.NewCA(t).PEM
 	const ok = "Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs"
 	system := testPtr(gwapiv1.WellKnownCACertificatesSystem)
 	tests := []struct {
@@ -743,7 +715,7 @@ func TestBackendTLSPolicyAncestorLimit(t *testing.T) {
 }
 
 func TestCheckCertificatesPEM(t *testing.T) {
-	ca := testCAPEM(t)
+	ca := testcert.NewCA(t).PEM
 	key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("x")})
 	for _, tc := range []struct {
 		name string
@@ -751,7 +723,7 @@ func TestCheckCertificatesPEM(t *testing.T) {
 		ok   bool
 	}{
 		{"one certificate", ca, true},
-		{"bundle", append(append([]byte{}, ca...), testCAPEM(t)...), true},
+		{"bundle", append(append([]byte{}, ca...), testcert.NewCA(t).PEM...), true},
 		{"empty", nil, false},
 		{"not PEM", []byte("hello"), false},
 		{"trailing garbage", append(append([]byte{}, ca...), "junk"...), false},

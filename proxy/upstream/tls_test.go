@@ -1,107 +1,29 @@
 package upstream
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/strait-gw/strait/e2e/testcert"
 )
-
-// testCA issues certificates for tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "strait test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: x509.NewCertPool()}
-	ca.pool.AddCert(cert)
-	return ca
-}
-
-// issue returns a leaf certificate for names (DNS names, or URIs when they have a scheme)
-// and its PEM chain and key.
-func (ca *testCA) issue(t *testing.T, usage x509.ExtKeyUsage, names ...string) (tls.Certificate, []byte, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	for _, n := range names {
-		if u, err := url.Parse(n); err == nil && u.Scheme != "" {
-			tmpl.URIs = append(tmpl.URIs, u)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, certPEM, keyPEM
-}
 
 // tlsBackend serves HTTPS (HTTP/2 too when h2) with a certificate for backend.example, and
 // answers with the protocol, SNI and client certificate URI it saw.
-func tlsBackend(t *testing.T, ca *testCA, h2 bool, clientCAs *x509.CertPool) *httptest.Server {
+func tlsBackend(t *testing.T, ca *testcert.CA, h2 bool, clientCAs *x509.CertPool) *httptest.Server {
 	t.Helper()
-	cert, _, _ := ca.issue(t, x509.ExtKeyUsageServerAuth, "backend.example")
+	cert, _, _ := ca.Issue(t, x509.ExtKeyUsageServerAuth, "backend.example")
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client := "-"
 		if len(r.TLS.PeerCertificates) > 0 && len(r.TLS.PeerCertificates[0].URIs) > 0 {
@@ -148,18 +70,18 @@ func inlineCA(ca []byte, sans ...*tlsv3.SubjectAltNameMatcher) *tlsv3.CommonTlsC
 }
 
 func TestTLSUpstream(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testcert.NewCA(t)
 	srv := tlsBackend(t, ca, false, nil)
 	addr := srv.Listener.Addr().String()
 	m := newTestManager(t, Options{})
 
-	c := install(t, m, edsCluster("tls", upstreamTLS(inlineCA(ca.pem, exactSAN("backend.example")))), assignment("tls", loc{eps: eps(addr)}))
+	c := install(t, m, edsCluster("tls", upstreamTLS(inlineCA(ca.PEM, exactSAN("backend.example")))), assignment("tls", loc{eps: eps(addr)}))
 	if _, body, _, err := get(t, c, nil); err != nil || body != "HTTP/1.1 backend.example -" {
 		t.Fatalf("got %q, %v; want HTTP/1.1 with SNI backend.example", body, err)
 	}
 
 	// A certificate whose names match no matcher is refused, as a connect failure.
-	c = install(t, m, edsCluster("tls", upstreamTLS(inlineCA(ca.pem, exactSAN("other.example")))), assignment("tls", loc{eps: eps(addr)}))
+	c = install(t, m, edsCluster("tls", upstreamTLS(inlineCA(ca.PEM, exactSAN("other.example")))), assignment("tls", loc{eps: eps(addr)}))
 	_, _, _, err := get(t, c, nil)
 	var ce *connectError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "subject alt name") {
@@ -167,7 +89,7 @@ func TestTLSUpstream(t *testing.T) {
 	}
 
 	// So is a certificate from a CA the cluster does not trust.
-	c = install(t, m, edsCluster("tls", upstreamTLS(inlineCA(newTestCA(t).pem))), assignment("tls", loc{eps: eps(addr)}))
+	c = install(t, m, edsCluster("tls", upstreamTLS(inlineCA(testcert.NewCA(t).PEM))), assignment("tls", loc{eps: eps(addr)}))
 	if _, _, _, err := get(t, c, nil); err == nil || !strings.Contains(err.Error(), "unknown authority") {
 		t.Errorf("untrusted CA: %v, want an unknown authority error", err)
 	}
@@ -179,10 +101,10 @@ func TestTLSUpstream(t *testing.T) {
 // TestTLSUpstreamSDS: mTLS with the client certificate and the trusted CA from SDS secrets,
 // which an update can rotate.
 func TestTLSUpstreamSDS(t *testing.T) {
-	ca := newTestCA(t)
-	srv := tlsBackend(t, ca, false, ca.pool)
+	ca := testcert.NewCA(t)
+	srv := tlsBackend(t, ca, false, ca.Pool)
 	addr := srv.Listener.Addr().String()
-	_, certPEM, keyPEM := ca.issue(t, x509.ExtKeyUsageClientAuth, "spiffe://strait.test/cluster/east/gateway")
+	_, certPEM, keyPEM := ca.Issue(t, x509.ExtKeyUsageClientAuth, "spiffe://strait.test/cluster/east/gateway")
 	clientSecret := &tlsv3.Secret{Name: "client", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
 		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: certPEM}},
 		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: keyPEM}},
@@ -205,23 +127,23 @@ func TestTLSUpstreamSDS(t *testing.T) {
 	if err := m.Update([]*clusterv3.Cluster{cluster}, nil, []*tlsv3.Secret{clientSecret}); err == nil || !strings.Contains(err.Error(), `secret "ca" is missing`) {
 		t.Fatalf("update without the CA secret: %v", err)
 	}
-	c := install(t, m, cluster, cla, clientSecret, caSecret(ca.pem))
+	c := install(t, m, cluster, cla, clientSecret, caSecret(ca.PEM))
 	if _, body, _, err := get(t, c, nil); err != nil || body != "HTTP/1.1 backend.example spiffe://strait.test/cluster/east/gateway" {
 		t.Fatalf("got %q, %v; want the client certificate presented", body, err)
 	}
 
 	// Rotating the CA secret to another CA changes the pool: new connections fail.
-	install(t, m, cluster, cla, clientSecret, caSecret(newTestCA(t).pem))
+	install(t, m, cluster, cla, clientSecret, caSecret(testcert.NewCA(t).PEM))
 	if _, _, _, err := get(t, c, nil); err == nil {
 		t.Error("a request succeeded after the trusted CA was rotated away")
 	}
 }
 
 func TestTLSUpstreamHTTP2(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testcert.NewCA(t)
 	srv := tlsBackend(t, ca, true, nil)
 	m := newTestManager(t, Options{})
-	c := install(t, m, edsCluster("h2", explicitHTTP2, upstreamTLS(inlineCA(ca.pem, exactSAN("backend.example")))),
+	c := install(t, m, edsCluster("h2", explicitHTTP2, upstreamTLS(inlineCA(ca.PEM, exactSAN("backend.example")))),
 		assignment("h2", loc{eps: eps(srv.Listener.Addr().String())}))
 	if _, body, _, err := get(t, c, nil); err != nil || !strings.HasPrefix(body, "HTTP/2.0 ") {
 		t.Fatalf("got %q, %v; want HTTP/2 negotiated with ALPN", body, err)
