@@ -55,7 +55,7 @@ func (t *translation) compileHTTPRoute(ci *clusterIndex, gw *gateway, r *gwapiv1
 
 // result turns the rules of a route into its compiled form for attachment.
 func (rc *ruleContext) result(ranked []*rankedRoute, invalid []string, firstErr *condError) *compiled {
-	c := &compiled{resolved: rc.resolved}
+	c := &compiled{resolved: rc.resolved, notes: rc.notes}
 	switch {
 	case len(ranked) == 0 && firstErr != nil:
 		c.accepted = firstErr

@@ -52,7 +52,7 @@ func (t *translation) compileL4Route(ci *clusterIndex, gw *gateway, r route, rul
 		return &compiled{accepted: err}
 	}
 	fwd := &ir.TCPForward{Name: name, Backends: backends}
-	c := &compiled{resolved: rc.resolved}
+	c := &compiled{resolved: rc.resolved, notes: rc.notes}
 	if len(backends) == 0 && c.resolved == nil {
 		c.resolved = newCondError(string(gwapiv1.RouteConditionResolvedRefs), string(gwapiv1.RouteReasonBackendNotFound),
 			"%s has no backend of non-zero weight: connections are refused", r.kind)

@@ -27,6 +27,8 @@ type compiled struct {
 	partial string
 	// resolved is the first backend reference that did not resolve.
 	resolved *condError
+	// notes qualify resolved references in the ResolvedRefs message.
+	notes []string
 	// attach adds the route to a listener it was accepted by, with the host names it serves
 	// there (nil for TCPRoute; "" never appears: a listener and route without hostnames
 	// give "*").
@@ -140,12 +142,14 @@ func canonicalParentRef(ref gwapiv1.ParentReference, ns string) gwapiv1.ParentRe
 func (t *translation) attachParent(ci *clusterIndex, gw *gateway, r route, ref gwapiv1.ParentReference, c *compiled, ps *gwapiv1.RouteParentStatus) {
 	gen := r.meta.Generation
 	accepted := string(gwapiv1.RouteConditionAccepted)
+	resolved, reason, msg := true, string(gwapiv1.RouteReasonResolvedRefs), "All references are resolved"
 	if c.resolved != nil {
-		setCondition(&ps.Conditions, gen, string(gwapiv1.RouteConditionResolvedRefs), false, c.resolved.Reason, c.resolved.Msg)
-	} else {
-		setCondition(&ps.Conditions, gen, string(gwapiv1.RouteConditionResolvedRefs), true,
-			string(gwapiv1.RouteReasonResolvedRefs), "All references are resolved")
+		resolved, reason, msg = false, c.resolved.Reason, c.resolved.Msg
 	}
+	if len(c.notes) > 0 {
+		msg += "; " + strings.Join(c.notes, "; ")
+	}
+	setCondition(&ps.Conditions, gen, string(gwapiv1.RouteConditionResolvedRefs), resolved, reason, msg)
 	if c.accepted != nil {
 		setCondition(&ps.Conditions, gen, accepted, false, c.accepted.Reason, c.accepted.Msg)
 		return
@@ -170,7 +174,7 @@ func (t *translation) attachParent(ci *clusterIndex, gw *gateway, r route, ref g
 			fmt.Sprintf("Gateway %s has no listener matching sectionName/port", gw.key))
 		return
 	}
-	reason, msg := string(gwapiv1.RouteReasonNotAllowedByListeners), "no listener allows this route's kind and namespace"
+	reason, msg = string(gwapiv1.RouteReasonNotAllowedByListeners), "no listener allows this route's kind and namespace"
 	attached := 0
 	for _, l := range candidates {
 		if !l.allowsKind(r.kind) || !l.allowsNamespace(ci, r.meta.Namespace) {

@@ -3,6 +3,7 @@ package translator
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ type ruleContext struct {
 	route string // "<cluster>/<namespace>/<name>"
 	// resolved keeps the first unresolved reference of the whole route.
 	resolved *condError
+	// notes are facts about resolved references that the route's ResolvedRefs message
+	// reports, such as clusters of a ServiceImport left out because they are unreachable.
+	notes []string
 }
 
 func (rc *ruleContext) unresolved(err *condError) {
@@ -133,6 +137,7 @@ func (rc *ruleContext) backends(refs []gwapiv1.HTTPBackendRef) ([]*ir.WeightedBa
 			rc.unresolved(err)
 		} else {
 			wb.Backend = b.Name
+			rc.noteUnreachable(b)
 		}
 		out = append(out, wb)
 	}
@@ -161,6 +166,21 @@ func (rc *ruleContext) mirror(f *gwapiv1.HTTPRequestMirrorFilter) *ir.Mirror {
 		m.Numerator = *f.Percent
 	}
 	return m
+}
+
+// noteUnreachable notes the exporting clusters of a ServiceImport backend that the proxy
+// cannot reach (other networks): their endpoints are left out, and the route says so.
+func (rc *ruleContext) noteUnreachable(b *ir.Backend) {
+	if b.Target.Kind != ir.TargetServiceImport {
+		return
+	}
+	if u := rc.t.idx.unreachableClusters(b.Target); len(u) > 0 {
+		note := fmt.Sprintf("ServiceImport %s/%s: endpoints of %s are not used: other networks are not reachable until the east-west tunnel exists",
+			b.Target.Namespace, b.Target.Name, strings.Join(u, ", "))
+		if !slices.Contains(rc.notes, note) {
+			rc.notes = append(rc.notes, note)
+		}
+	}
 }
 
 func headerModifier(f *gwapiv1.HTTPHeaderFilter) *ir.HeaderModifier {
