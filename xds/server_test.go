@@ -83,21 +83,25 @@ func proxylessNode(id string) *corev3.Node {
 	return &corev3.Node{Id: id, UserAgentName: "gRPC Go", Metadata: md}
 }
 
-// sotwClient is an ADS client speaking state of the world, as Envoy does.
-type sotwClient struct {
-	t      *testing.T
-	node   *corev3.Node
-	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	resps  chan *discoveryv3.DiscoveryResponse
+// adsStream is the part of an ADS stream the test clients use.
+type adsStream[Req, Resp any] interface {
+	Send(Req) error
+	Recv() (Resp, error)
 }
 
-func newSotwClient(ctx context.Context, t *testing.T, addr string, node *corev3.Node) *sotwClient {
-	t.Helper()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(dial(t, addr)).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &sotwClient{t: t, node: node, stream: stream, resps: make(chan *discoveryv3.DiscoveryResponse, 16)}
+// adsClient is the stream plumbing the state-of-the-world and delta test clients share:
+// responses arrive on resps, closed when the stream ends.
+type adsClient[Req any, Resp interface{ GetTypeUrl() string }] struct {
+	t       *testing.T
+	stream  adsStream[Req, Resp]
+	resps   chan Resp
+	setNode func(Req)
+	// describe names an unexpected response in a failure.
+	describe func(Resp) string
+}
+
+func newADSClient[Req any, Resp interface{ GetTypeUrl() string }](t *testing.T, stream adsStream[Req, Resp], setNode func(Req), describe func(Resp) string) adsClient[Req, Resp] {
+	c := adsClient[Req, Resp]{t: t, stream: stream, resps: make(chan Resp, 16), setNode: setNode, describe: describe}
 	go func() {
 		for {
 			resp, err := stream.Recv()
@@ -111,12 +115,56 @@ func newSotwClient(ctx context.Context, t *testing.T, addr string, node *corev3.
 	return c
 }
 
-func (c *sotwClient) send(req *discoveryv3.DiscoveryRequest) {
+func (c *adsClient[Req, Resp]) send(req Req) {
 	c.t.Helper()
-	req.Node = c.node
+	c.setNode(req)
 	if err := c.stream.Send(req); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+func (c *adsClient[Req, Resp]) recv(typeURL string) Resp {
+	c.t.Helper()
+	select {
+	case resp, ok := <-c.resps:
+		if !ok {
+			c.t.Fatal("stream closed")
+		}
+		if resp.GetTypeUrl() != typeURL {
+			c.t.Fatalf("got a %s response, want %s", resp.GetTypeUrl(), typeURL)
+		}
+		return resp
+	case <-time.After(5 * time.Second):
+		c.t.Fatalf("no %s response", typeURL)
+	}
+	panic("unreachable")
+}
+
+func (c *adsClient[Req, Resp]) expectNone() {
+	c.t.Helper()
+	select {
+	case resp := <-c.resps:
+		c.t.Fatalf("unexpected response: %s", c.describe(resp))
+	case <-time.After(quiet):
+	}
+}
+
+// sotwClient is an ADS client speaking state of the world, as Envoy does.
+type sotwClient struct {
+	adsClient[*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse]
+}
+
+func newSotwClient(ctx context.Context, t *testing.T, addr string, node *corev3.Node) *sotwClient {
+	t.Helper()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(dial(t, addr)).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sotwClient{newADSClient(t, adsStream[*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse](stream),
+		func(r *discoveryv3.DiscoveryRequest) { r.Node = node },
+		func(r *discoveryv3.DiscoveryResponse) string {
+			return fmt.Sprintf("%s version %s: %v", r.GetTypeUrl(), r.GetVersionInfo(), names(t, r.GetResources()))
+		})}
 }
 
 // fetch requests a type (every resource when names is empty) and returns the response.
@@ -133,32 +181,6 @@ func (c *sotwClient) ack(resp *discoveryv3.DiscoveryResponse, names ...string) {
 		TypeUrl: resp.GetTypeUrl(), ResourceNames: names,
 		VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce(),
 	})
-}
-
-func (c *sotwClient) recv(typeURL string) *discoveryv3.DiscoveryResponse {
-	c.t.Helper()
-	select {
-	case resp, ok := <-c.resps:
-		if !ok {
-			c.t.Fatal("stream closed")
-		}
-		if resp.GetTypeUrl() != typeURL {
-			c.t.Fatalf("got a %s response, want %s", resp.GetTypeUrl(), typeURL)
-		}
-		return resp
-	case <-time.After(5 * time.Second):
-		c.t.Fatalf("no %s response", typeURL)
-		return nil
-	}
-}
-
-func (c *sotwClient) expectNone() {
-	c.t.Helper()
-	select {
-	case resp := <-c.resps:
-		c.t.Fatalf("unexpected %s response version %s: %v", resp.GetTypeUrl(), resp.GetVersionInfo(), names(c.t, resp.GetResources()))
-	case <-time.After(quiet):
-	}
 }
 
 // syncAll walks the resources as Envoy does (clusters, their endpoints, listeners, their
@@ -227,10 +249,7 @@ func routeNames(t testing.TB, listeners []*anypb.Any) []string {
 
 // deltaClient is an ADS client speaking incremental (delta) xDS.
 type deltaClient struct {
-	t      *testing.T
-	node   *corev3.Node
-	stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
-	resps  chan *discoveryv3.DeltaDiscoveryResponse
+	adsClient[*discoveryv3.DeltaDiscoveryRequest, *discoveryv3.DeltaDiscoveryResponse]
 }
 
 func newDeltaClient(ctx context.Context, t *testing.T, addr string, node *corev3.Node) *deltaClient {
@@ -239,26 +258,11 @@ func newDeltaClient(ctx context.Context, t *testing.T, addr string, node *corev3
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &deltaClient{t: t, node: node, stream: stream, resps: make(chan *discoveryv3.DeltaDiscoveryResponse, 16)}
-	go func() {
-		for {
-			resp, err := stream.Recv()
-			if err != nil {
-				close(c.resps)
-				return
-			}
-			c.resps <- resp
-		}
-	}()
-	return c
-}
-
-func (c *deltaClient) send(req *discoveryv3.DeltaDiscoveryRequest) {
-	c.t.Helper()
-	req.Node = c.node
-	if err := c.stream.Send(req); err != nil {
-		c.t.Fatal(err)
-	}
+	return &deltaClient{newADSClient(t, adsStream[*discoveryv3.DeltaDiscoveryRequest, *discoveryv3.DeltaDiscoveryResponse](stream),
+		func(r *discoveryv3.DeltaDiscoveryRequest) { r.Node = node },
+		func(r *discoveryv3.DeltaDiscoveryResponse) string {
+			return fmt.Sprintf("%s delta with %d resources", r.GetTypeUrl(), len(r.GetResources()))
+		})}
 }
 
 // subscribe subscribes to names (to every resource when none), acknowledges the response
@@ -274,32 +278,6 @@ func (c *deltaClient) subscribe(typeURL string, names ...string) *discoveryv3.De
 func (c *deltaClient) ack(resp *discoveryv3.DeltaDiscoveryResponse) {
 	c.t.Helper()
 	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()})
-}
-
-func (c *deltaClient) recv(typeURL string) *discoveryv3.DeltaDiscoveryResponse {
-	c.t.Helper()
-	select {
-	case resp, ok := <-c.resps:
-		if !ok {
-			c.t.Fatal("stream closed")
-		}
-		if resp.GetTypeUrl() != typeURL {
-			c.t.Fatalf("got a %s response, want %s", resp.GetTypeUrl(), typeURL)
-		}
-		return resp
-	case <-time.After(5 * time.Second):
-		c.t.Fatalf("no %s response", typeURL)
-		return nil
-	}
-}
-
-func (c *deltaClient) expectNone() {
-	c.t.Helper()
-	select {
-	case resp := <-c.resps:
-		c.t.Fatalf("unexpected %s delta response with %d resources", resp.GetTypeUrl(), len(resp.GetResources()))
-	case <-time.After(quiet):
-	}
 }
 
 func deltaNames(resp *discoveryv3.DeltaDiscoveryResponse) []string {
