@@ -144,14 +144,15 @@ func (b *bench) idleMemory(ctx context.Context, t *target, p *proc) (sample, str
 			closed++
 		}
 	}
-	detail := fmt.Sprintf("RSS %s -> %s with %d idle connections", kib(before), kib(after), n)
+	detail := fmt.Sprintf("RSS %s -> %s with %d idle connections", mibFromKiB(before), mibFromKiB(after), n)
 	if closed > 0 {
 		return sample{err: fmt.Sprintf("the proxy closed %d of %d idle connections within 2s", closed, n)}, detail
 	}
 	return sample{value: float64(after-before) / float64(n)}, detail
 }
 
-func kib(k int64) string {
+// mibFromKiB formats a size in KiB (as /proc reports it) in MiB.
+func mibFromKiB(k int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(k)/1024)
 }
 
