@@ -133,7 +133,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, route.Timeout)
 		defer cancel()
 	}
-	out := r.Clone(context.WithValue(ctx, exchangeKey{}, ex))
+	// A shallow copy is enough: ReverseProxy clones the request itself, and only its
+	// clone (in rewrite) is modified.
+	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, ex))
 	if r.ContentLength == 0 {
 		out.Body = nil // a GET with no body must not look like one with a body upstream
 	}
