@@ -137,6 +137,8 @@ func (t *translation) resolveBackendRef(ci *clusterIndex, gw types.NamespacedNam
 		}
 	}
 
+	traffic := t.backendTraffic(ci, gw, obj, sp.Name)
+
 	name := backendName(target)
 	// A route kind that needs another protocol than the port declares (gRPC's HTTP/2, TCP
 	// forwarding) gets a backend of its own, so that one proxy never has two backends of one name.
@@ -153,6 +155,9 @@ func (t *translation) resolveBackendRef(ci *clusterIndex, gw types.NamespacedNam
 		AppProtocol: speaks,
 		TLS:         tls,
 		Localities:  t.idx.localities(target),
+	}
+	if traffic != nil {
+		traffic.applyTo(b)
 	}
 	t.backends[key] = b
 	return b, nil
@@ -330,9 +335,9 @@ func declaredProtocol(appProtocol *string) (proto ir.AppProtocol, overTLS, known
 // policy involved for the Gateway gw. A policy that cannot be honored is an error: Gateway API
 // forbids falling back to plaintext.
 func (t *translation) backendTLS(ci *clusterIndex, gw types.NamespacedName, obj backendObject, portName string) (*ir.UpstreamTLS, *condError) {
-	effective, conflicted := ci.backendTLSPolicies(obj, portName)
+	effective, conflicted := attachedPolicy(ci.res.BackendTLSPolicies, backendTLSTargets, obj, portName)
 	for _, p := range conflicted {
-		if anc := t.policyAncestor(ci.info.Name, p, gw); anc != nil {
+		if anc := t.policyAncestor(ci.info.Name, "BackendTLSPolicy", p, gatewayRef(gw)); anc != nil {
 			setPolicyCondition(anc, p.Generation, string(gwapiv1.PolicyConditionAccepted), newCondError(
 				string(gwapiv1.PolicyConditionAccepted), string(gwapiv1.PolicyReasonConflicted),
 				"BackendTLSPolicy %s/%s takes precedence for %s", effective.Namespace, effective.Name, obj), "")
@@ -342,7 +347,7 @@ func (t *translation) backendTLS(ci *clusterIndex, gw types.NamespacedName, obj 
 		return nil, nil
 	}
 	tls, accepted, resolvedRefs := ci.evaluateBackendTLSPolicy(effective)
-	if anc := t.policyAncestor(ci.info.Name, effective, gw); anc != nil {
+	if anc := t.policyAncestor(ci.info.Name, "BackendTLSPolicy", effective, gatewayRef(gw)); anc != nil {
 		setPolicyCondition(anc, effective.Generation, string(gwapiv1.PolicyConditionAccepted), accepted,
 			"BackendTLSPolicy is accepted")
 		setPolicyCondition(anc, effective.Generation, string(gwapiv1.BackendTLSPolicyConditionResolvedRefs), resolvedRefs,
@@ -359,63 +364,6 @@ func (t *translation) backendTLS(ci *clusterIndex, gw types.NamespacedName, obj 
 			"BackendTLSPolicy %s/%s for %s cannot be honored: %s", effective.Namespace, effective.Name, obj, strings.Join(problems, "; "))
 	}
 	return tls, nil
-}
-
-// backendTLSPolicies returns the BackendTLSPolicy that applies to port portName of obj and the
-// policies that lose to another one targeting the same object and section. A policy naming the
-// port in its sectionName applies before one targeting the whole object; among policies of the
-// same target and section the oldest wins, then the first by namespace/name (GEP-713).
-//
-// Policies are matched by a scan: clusters have few of them, and the index does not hold them.
-func (ci *clusterIndex) backendTLSPolicies(obj backendObject, portName string) (effective *gwapiv1.BackendTLSPolicy, conflicted []*gwapiv1.BackendTLSPolicy) {
-	var forPort, forObject []*gwapiv1.BackendTLSPolicy
-	for _, p := range ci.res.BackendTLSPolicies {
-		if p.Namespace != obj.namespace {
-			continue
-		}
-		for _, ref := range p.Spec.TargetRefs {
-			if string(ref.Group) != obj.group || string(ref.Kind) != obj.kind || string(ref.Name) != obj.name {
-				continue
-			}
-			if ref.SectionName == nil || *ref.SectionName == "" {
-				forObject = append(forObject, p)
-				break
-			}
-			if portName != "" && string(*ref.SectionName) == portName {
-				forPort = append(forPort, p)
-				break
-			}
-		}
-	}
-	for _, tier := range [][]*gwapiv1.BackendTLSPolicy{forPort, forObject} {
-		if len(tier) == 0 {
-			continue
-		}
-		winner := tier[0]
-		for _, p := range tier[1:] {
-			if policyPrecedes(p, winner) {
-				winner = p
-			}
-		}
-		if effective == nil {
-			effective = winner
-		}
-		for _, p := range tier {
-			if p != winner {
-				conflicted = append(conflicted, p)
-			}
-		}
-	}
-	return effective, conflicted
-}
-
-// policyPrecedes reports whether policy a takes precedence over b, both in one namespace:
-// older first, then by name.
-func policyPrecedes(a, b *gwapiv1.BackendTLSPolicy) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
 }
 
 // evaluateBackendTLSPolicy validates a BackendTLSPolicy and builds the TLS it asks for.
@@ -549,35 +497,6 @@ func checkCertificatesPEM(data []byte) error {
 		return errors.New("no PEM certificate")
 	}
 	return nil
-}
-
-// policyAncestor returns the entry of a BackendTLSPolicy's status for the Gateway gw, creating
-// it in namespace/name order. It returns nil when the status already holds the most ancestors
-// Gateway API allows, which then forbids adding one.
-func (t *translation) policyAncestor(cluster string, p *gwapiv1.BackendTLSPolicy, gw types.NamespacedName) *gwapiv1.PolicyAncestorStatus {
-	// Entries of kind BackendTLSPolicy are only ever created here, as *PolicyStatus.
-	st := statusOf[gwapiv1.PolicyStatus](t, cluster, "BackendTLSPolicy", p.Namespace, p.Name)
-	at := len(st.Ancestors)
-	for i := range st.Ancestors {
-		ref := st.Ancestors[i].AncestorRef
-		ns, name := string(*ref.Namespace), string(ref.Name)
-		if ns == gw.Namespace && name == gw.Name {
-			return &st.Ancestors[i]
-		}
-		if at == len(st.Ancestors) && (ns > gw.Namespace || (ns == gw.Namespace && name > gw.Name)) {
-			at = i
-		}
-	}
-	if len(st.Ancestors) >= maxPolicyAncestors {
-		return nil
-	}
-	group, kind, ns := gwapiv1.Group(gwapiv1.GroupName), gwapiv1.Kind("Gateway"), gwapiv1.Namespace(gw.Namespace)
-	anc := gwapiv1.PolicyAncestorStatus{
-		AncestorRef:    gwapiv1.ParentReference{Group: &group, Kind: &kind, Namespace: &ns, Name: gwapiv1.ObjectName(gw.Name)},
-		ControllerName: ControllerName,
-	}
-	st.Ancestors = append(st.Ancestors[:at], append([]gwapiv1.PolicyAncestorStatus{anc}, st.Ancestors[at:]...)...)
-	return &st.Ancestors[at]
 }
 
 // setPolicyCondition sets condition condType of a policy ancestor: False with the problem's

@@ -5,6 +5,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
+
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 )
 
 // Input is everything the translator reads: the resources of every member cluster.
@@ -50,4 +52,6 @@ type ClusterResources struct {
 	ConfigMaps         []*corev1.ConfigMap          `json:"configMaps,omitempty"`
 	ServiceExports     []*mcsv1alpha1.ServiceExport `json:"serviceExports,omitempty"`
 	ServiceImports     []*mcsv1alpha1.ServiceImport `json:"serviceImports,omitempty"`
+
+	BackendTrafficPolicies []*straitv1alpha1.BackendTrafficPolicy `json:"backendTrafficPolicies,omitempty"`
 }

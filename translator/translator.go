@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/translator/ir"
 )
 
@@ -38,6 +39,8 @@ type translation struct {
 	// backends caches resolved backends: many routes share one Service, and resolving its
 	// endpoints once keeps a translation linear in the number of routes.
 	backends map[backendKey]*ir.Backend
+	// trafficPolicies caches translated BackendTrafficPolicies, which many backends share.
+	trafficPolicies map[*straitv1alpha1.BackendTrafficPolicy]*trafficPolicy
 	// bindAddress and sharedHost come from the Input.
 	bindAddress string
 	sharedHost  bool
@@ -52,12 +55,15 @@ type statusKey struct {
 
 // Translate translates the resources of every cluster. The order of the steps matters:
 // GatewayClasses decide which Gateways are Strait's, Gateways decide which listeners routes can
-// attach to, and routes decide which backends each proxy needs.
+// attach to, routes decide which backends each proxy needs, and the backends they use decide
+// the status of the BackendTrafficPolicies of their cluster.
 func Translate(in *Input) *Output {
 	t := &translation{
 		idx:      newIndex(in),
 		statuses: map[statusKey]*Status{},
 		backends: map[backendKey]*ir.Backend{},
+
+		trafficPolicies: map[*straitv1alpha1.BackendTrafficPolicy]*trafficPolicy{},
 
 		bindAddress: in.BindAddress,
 		sharedHost:  in.SharedHost,
@@ -85,6 +91,7 @@ func Translate(in *Input) *Output {
 			}
 		}
 		t.finishGatewayStatuses(gateways[name])
+		t.finishTrafficPolicies(ci)
 	}
 	sort.Slice(out.Proxies, func(i, j int) bool { return out.Proxies[i].Node < out.Proxies[j].Node })
 	out.Statuses = t.sortedStatuses()

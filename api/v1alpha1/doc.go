@@ -2,7 +2,9 @@
 //
 //   - StraitConfig, the configuration file read by `strait run` and `strait translate`
 //     (a file format, not a CRD);
-//   - ClusterLink, a CRD in the control plane's home cluster that declares one member cluster.
+//   - ClusterLink, a CRD in the control plane's home cluster that declares one member cluster;
+//   - BackendTrafficPolicy, a CRD in member clusters that configures health checks, outlier
+//     detection, load balancing, circuit breakers and timeouts of Services and ServiceImports.
 //
 // The CRD YAML under config/crd/bases is generated from these types, and so is
 // zz_generated.deepcopy.go, by running at the module's root:

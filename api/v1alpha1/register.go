@@ -24,6 +24,8 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&StraitConfig{},
 		&ClusterLink{},
 		&ClusterLinkList{},
+		&BackendTrafficPolicy{},
+		&BackendTrafficPolicyList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -14,7 +14,8 @@
 //	core (v1)                  Namespace, Service, Secret, ConfigMap
 //	discovery.k8s.io/v1        EndpointSlice
 //	multicluster.x-k8s.io      ServiceExport, ServiceImport       v1alpha1
-//	strait.dev/v1alpha1        ClusterLink (validated, then skipped with a warning)
+//	strait.dev/v1alpha1        BackendTrafficPolicy
+//	                           ClusterLink (validated, then skipped with a warning)
 //
 // Gateway API objects are all decoded into the sigs.k8s.io/gateway-api v1.6.3 apis/v1 types
 // and carry apiVersion gateway.networking.k8s.io/v1 afterwards. The older versions accepted

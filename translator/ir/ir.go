@@ -268,17 +268,19 @@ type Retry struct {
 // SessionAffinityType says what a session is keyed by.
 type SessionAffinityType string
 
-// Session affinity types.
+// Session affinity types. SourceIP keys a session by the client's address; only a
+// BackendTrafficPolicy's consistent hash asks for it.
 const (
-	AffinityCookie SessionAffinityType = "Cookie"
-	AffinityHeader SessionAffinityType = "Header"
+	AffinityCookie   SessionAffinityType = "Cookie"
+	AffinityHeader   SessionAffinityType = "Header"
+	AffinitySourceIP SessionAffinityType = "SourceIP"
 )
 
 // SessionAffinity keeps a client on one endpoint.
 type SessionAffinity struct {
 	Type SessionAffinityType `json:"type"`
-	// Name is the cookie or header name.
-	Name string `json:"name"`
+	// Name is the cookie or header name; empty for SourceIP.
+	Name string `json:"name,omitempty"`
 	// TTL is the cookie's lifetime; zero makes a session cookie.
 	TTL time.Duration `json:"ttl,omitempty"`
 }
@@ -343,6 +345,85 @@ type Backend struct {
 	TLS *UpstreamTLS `json:"tls,omitempty"`
 	// Localities are the endpoints grouped by where they run.
 	Localities []*Locality `json:"localities,omitempty"`
+
+	// Policy is "<cluster>/<namespace>/<name>" of the BackendTrafficPolicy that set the fields
+	// below; empty when none applies. Every field below left unset (nil or zero) keeps the
+	// default the xds package gives every backend: no active health checks, outlier detection
+	// on consecutive errors, locality-weighted round robin (a ring hash for routes with
+	// session affinity), the proxy's default circuit breakers and a 10s connect timeout.
+	Policy string `json:"policy,omitempty"`
+	// HealthCheck probes every endpoint and takes failing ones out of rotation.
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+	// OutlierDetection ejects endpoints whose requests fail; every field is set.
+	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
+	// LoadBalancer is the load-balancing algorithm.
+	LoadBalancer *LoadBalancer `json:"loadBalancer,omitempty"`
+	// CircuitBreaker bounds what is in flight to the backend; every field is set.
+	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	// ConnectTimeout bounds the opening of a connection to an endpoint.
+	ConnectTimeout time.Duration `json:"connectTimeout,omitempty"`
+}
+
+// HealthCheck is an active health check, with every field set. An endpoint that fails
+// UnhealthyThreshold probes in a row, or answers an HTTP probe with another status than
+// expected, is out of rotation until it passes HealthyThreshold probes in a row.
+type HealthCheck struct {
+	Interval           time.Duration `json:"interval"`
+	Timeout            time.Duration `json:"timeout"`
+	UnhealthyThreshold uint32        `json:"unhealthyThreshold"`
+	HealthyThreshold   uint32        `json:"healthyThreshold"`
+	// HTTP sends a GET; nil checks that a TCP connection opens.
+	HTTP *HTTPHealthCheck `json:"http,omitempty"`
+}
+
+// HTTPHealthCheck is the request of an HTTP health check and the statuses that pass.
+type HTTPHealthCheck struct {
+	// Host is the Host header.
+	Host string `json:"host"`
+	Path string `json:"path"`
+	// ExpectedStatuses are sorted and distinct.
+	ExpectedStatuses []int `json:"expectedStatuses"`
+}
+
+// OutlierDetection ejects an endpoint after consecutive failures, for BaseEjectionTime times
+// the number of its ejections.
+type OutlierDetection struct {
+	// Consecutive5xx counts 5xx answers and failures to get one.
+	Consecutive5xx uint32 `json:"consecutive5xx"`
+	// ConsecutiveGatewayErrors counts 502, 503, 504 and failures to connect.
+	ConsecutiveGatewayErrors uint32        `json:"consecutiveGatewayErrors"`
+	Interval                 time.Duration `json:"interval"`
+	BaseEjectionTime         time.Duration `json:"baseEjectionTime"`
+	// MaxEjectionPercent is the largest share of endpoints ejected at once.
+	MaxEjectionPercent uint32 `json:"maxEjectionPercent"`
+}
+
+// LoadBalancerType is a load-balancing algorithm.
+type LoadBalancerType string
+
+// Load-balancing algorithms.
+const (
+	LoadBalancerRoundRobin   LoadBalancerType = "RoundRobin"
+	LoadBalancerLeastRequest LoadBalancerType = "LeastRequest"
+	LoadBalancerRandom       LoadBalancerType = "Random"
+	LoadBalancerRingHash     LoadBalancerType = "RingHash"
+	LoadBalancerMaglev       LoadBalancerType = "Maglev"
+)
+
+// LoadBalancer is the load-balancing algorithm of a backend.
+type LoadBalancer struct {
+	Type LoadBalancerType `json:"type"`
+	// Hash is the key of RingHash and Maglev: every route to this backend without session
+	// affinity of its own hashes requests by it. Nil for the other types.
+	Hash *SessionAffinity `json:"hash,omitempty"`
+}
+
+// CircuitBreaker bounds what a proxy has in flight to one backend.
+type CircuitBreaker struct {
+	MaxConnections      uint32 `json:"maxConnections"`
+	MaxPendingRequests  uint32 `json:"maxPendingRequests"`
+	MaxParallelRequests uint32 `json:"maxParallelRequests"`
+	MaxParallelRetries  uint32 `json:"maxParallelRetries"`
 }
 
 // UpstreamTLS validates a backend's certificate.
