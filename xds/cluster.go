@@ -4,9 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
-
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -14,13 +11,9 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/strait-gw/strait/translator/ir"
 )
-
-// connectTimeout bounds a TCP (and TLS) connection to an endpoint.
-const connectTimeout = 10 * time.Second
 
 // httpProtocolOptionsName is the key Envoy reads upstream HTTP protocol options from.
 const httpProtocolOptionsName = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -35,28 +28,16 @@ var http2ProtocolOptions = mustTypedConfig(&httpv3.HttpProtocolOptions{
 	},
 })
 
-// cluster builds the upstream cluster of a Backend, whose endpoints come over EDS.
-//
-// Localities are balanced by their weights within a priority, and priorities fail over by
-// health. Backends of a route with session affinity use a ring hash instead, keyed by the
-// route's hash policy; Envoy's ring hash ignores locality weights, so those clusters keep
-// priorities and failover but spread load by endpoint within a priority.
+// cluster builds the upstream cluster of a Backend, whose endpoints come over EDS, with the
+// settings of its BackendTrafficPolicy (see backendPolicies).
 func (b *builder) cluster(be *ir.Backend) (*clusterv3.Cluster, error) {
 	c := &clusterv3.Cluster{
 		Name:                 be.Name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
 		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsConfigSource()},
-		ConnectTimeout:       durationpb.New(connectTimeout),
-		OutlierDetection:     defaultOutlierDetection,
 	}
-	if b.affinity[be.Name] {
-		c.LbPolicy = clusterv3.Cluster_RING_HASH
-	} else {
-		c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{
-			LocalityConfigSpecifier: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{
-				LocalityWeightedLbConfig: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig{},
-			},
-		}
+	if err := b.setBackendPolicies(c, be); err != nil {
+		return nil, err
 	}
 	var alpn []string
 	switch be.AppProtocol {
@@ -75,20 +56,6 @@ func (b *builder) cluster(be *ir.Backend) (*clusterv3.Cluster, error) {
 		c.TransportSocket = ts
 	}
 	return c, nil
-}
-
-// defaultOutlierDetection ejects an endpoint after 3 consecutive gateway failures (connect
-// failures, 502, 503, 504) or 5 consecutive 5xx, for 30s and longer each time it is ejected
-// again. Any share of a locality may be ejected: when every endpoint of the Gateway's own
-// cluster is down, traffic fails over to the next priority instead of being held back by
-// Envoy's default cap of 10%.
-var defaultOutlierDetection = &clusterv3.OutlierDetection{
-	Consecutive_5Xx:                    wrapperspb.UInt32(5),
-	ConsecutiveGatewayFailure:          wrapperspb.UInt32(3),
-	EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(100),
-	Interval:                           durationpb.New(5 * time.Second),
-	BaseEjectionTime:                   durationpb.New(30 * time.Second),
-	MaxEjectionPercent:                 wrapperspb.UInt32(100),
 }
 
 // upstreamTLS originates TLS with SNI and verifies the backend's certificate against the

@@ -380,8 +380,10 @@ func (b *builder) setRequestPolicies(action *routev3.RouteAction, r *ir.Route) e
 			return fmt.Errorf("session affinity: %w", err)
 		}
 		action.HashPolicy = []*routev3.RouteAction_HashPolicy{hp}
+		return nil
 	}
-	return nil
+	action.HashPolicy, err = b.backendHashPolicies(r)
+	return err
 }
 
 // setTimeouts maps Gateway API timeouts. Envoy's route timeout defaults to 15s, so "no
@@ -422,9 +424,10 @@ func retryPolicy(r *ir.Retry) (*routev3.RetryPolicy, error) {
 	return out, nil
 }
 
-// hashPolicy keys requests by cookie or header; the backends' clusters use a ring hash (see
-// cluster), so requests with the same key reach the same endpoint while the endpoint set is
-// stable. A cookie policy makes Envoy set the cookie when the request has none.
+// hashPolicy keys requests by cookie, header or client address; the backends' clusters use a
+// ring hash or Maglev (see setBackendPolicies), so requests with the same key reach the same
+// endpoint while the endpoint set is stable. A cookie policy makes Envoy set the cookie when
+// the request has none.
 func hashPolicy(sa *ir.SessionAffinity) (*routev3.RouteAction_HashPolicy, error) {
 	switch sa.Type {
 	case ir.AffinityCookie:
@@ -439,6 +442,10 @@ func hashPolicy(sa *ir.SessionAffinity) (*routev3.RouteAction_HashPolicy, error)
 	case ir.AffinityHeader:
 		return &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{
 			Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: sa.Name},
+		}}, nil
+	case ir.AffinitySourceIP:
+		return &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_ConnectionProperties_{
+			ConnectionProperties: &routev3.RouteAction_HashPolicy_ConnectionProperties{SourceIp: true},
 		}}, nil
 	default:
 		return nil, fmt.Errorf("unknown type %q", sa.Type)
