@@ -71,7 +71,9 @@ func (o backendObject) String() string {
 // A Service is a Service of ci, or, when ci has no such Service or only a mirror of it, a mirror
 // name "<service>-<cluster>" standing for the exported Service of another cluster. A
 // ServiceImport spans every cluster that exports the namespace/name. The backend is shared
-// through t.backends, so many routes on one Service port resolve its endpoints once.
+// through t.backends, so many routes on one Service port resolve its endpoints once. The
+// BackendTrafficPolicy of ci that targets obj (see backendTraffic) sets the backend's health
+// checks, outlier detection, load balancing, circuit breakers and connect timeout.
 //
 // The error is a ResolvedRefs condition with the reason Gateway API requires: InvalidKind,
 // RefNotPermitted, BackendNotFound, UnsupportedProtocol, or reasonInvalidBackendTLS when a

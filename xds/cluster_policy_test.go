@@ -15,7 +15,7 @@ import (
 
 // TestPolicyDefaultsAreTheDefaults checks that a BackendTrafficPolicy that spells out the
 // API's defaults for outlier detection and the connect timeout builds the same cluster as no
-// policy: the defaults documented for the API are the behaviour of backends without one.
+// policy: the defaults documented for the API are the behavior of backends without one.
 func TestPolicyDefaultsAreTheDefaults(t *testing.T) {
 	parse := func(s string) time.Duration {
 		d, err := time.ParseDuration(s)

@@ -66,7 +66,7 @@ type BackendTrafficPolicyList struct {
 }
 
 // BackendTrafficPolicySpec says what a BackendTrafficPolicy targets and what it sets. Fields
-// left unset keep the behaviour a backend has without a policy.
+// left unset keep the behavior a backend has without a policy.
 type BackendTrafficPolicySpec struct {
 	// TargetRefs are the Services (group "", kind Service) and ServiceImports (group
 	// multicluster.x-k8s.io, kind ServiceImport) in the policy's namespace it applies to. A

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/strait-gw/strait/e2e/echo"
 	"github.com/strait-gw/strait/provider/file/filetest"
@@ -208,5 +211,68 @@ spec:
 	})
 	if t.Failed() {
 		t.Logf("config:\n%s", strings.TrimSpace(manifests))
+	}
+}
+
+// TestTranslatePoliciesExample translates examples/policies, which docs/policies.md walks
+// through, and checks that both policies are accepted and shape their clusters.
+func TestTranslatePoliciesExample(t *testing.T) {
+	stdout, stderr, err := runStrait(t, "translate", "--config", "../../examples/policies/strait.yaml", "-o", "json")
+	if err != nil {
+		t.Fatalf("translate: %v\n%s", err, stderr)
+	}
+	var out struct {
+		Nodes map[string]struct {
+			Clusters []struct {
+				Name         string `json:"name"`
+				LbPolicy     string `json:"lbPolicy"`
+				HealthChecks []struct {
+					HTTPHealthCheck struct {
+						Path string `json:"path"`
+					} `json:"httpHealthCheck"`
+				} `json:"healthChecks"`
+			} `json:"clusters"`
+		} `json:"nodes"`
+		Statuses []struct {
+			Kind   string `json:"kind"`
+			Name   string `json:"name"`
+			Status struct {
+				Ancestors []struct {
+					Conditions []struct {
+						Type   string `json:"type"`
+						Status string `json:"status"`
+					} `json:"conditions"`
+				} `json:"ancestors"`
+			} `json:"status"`
+		} `json:"statuses"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("output is not JSON: %v", err)
+	}
+	got := map[string]string{}
+	for _, c := range out.Nodes["us/default/web"].Clusters {
+		got[c.Name] = c.LbPolicy
+		for _, hc := range c.HealthChecks {
+			got[c.Name] += " " + hc.HTTPHealthCheck.Path
+		}
+	}
+	for _, s := range out.Statuses {
+		if s.Kind != "BackendTrafficPolicy" {
+			continue
+		}
+		for _, a := range s.Status.Ancestors {
+			for _, c := range a.Conditions {
+				got[s.Name] += c.Type + "=" + c.Status
+			}
+		}
+	}
+	want := map[string]string{
+		"us/default/podinfo/80":        "LEAST_REQUEST /healthz",
+		"us/default/podinfo-sticky/80": "MAGLEV",
+		"podinfo":                      "Accepted=True",
+		"podinfo-sticky":               "Accepted=True",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("clusters and policy statuses (-want +got):\n%s", diff)
 	}
 }

@@ -87,7 +87,9 @@ var kinds = indexKinds(
 	newKind(mcsv1alpha1.SchemeGroupVersion.WithKind("ServiceImport"), []string{"v1alpha1"}, false,
 		func(cr *translator.ClusterResources) *[]*mcsv1alpha1.ServiceImport { return &cr.ServiceImports }),
 	newKind(straitv1alpha1.SchemeGroupVersion.WithKind(straitv1alpha1.BackendTrafficPolicyKind), []string{"v1alpha1"}, false,
-		func(cr *translator.ClusterResources) *[]*straitv1alpha1.BackendTrafficPolicy { return &cr.BackendTrafficPolicies }),
+		func(cr *translator.ClusterResources) *[]*straitv1alpha1.BackendTrafficPolicy {
+			return &cr.BackendTrafficPolicies
+		}),
 	// ClusterLinks are validated, but the file provider takes its clusters from the config
 	// file and translator.Input has no place for them: they are skipped with a warning.
 	newKind[straitv1alpha1.ClusterLink](straitv1alpha1.SchemeGroupVersion.WithKind(straitv1alpha1.ClusterLinkKind), []string{"v1alpha1"}, false, nil),
