@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -32,10 +33,11 @@ import (
 //   - per-route CORS configuration, which gRPC rejects and browsers alone use, is dropped.
 //
 // Routes needing none of this are shared with the Envoy resources, as are clusters and
-// endpoints. Clusters that originate TLS are left out: gRPC only takes trust roots from
-// certificate providers in its own bootstrap and would reject the inline CA of the whole
-// Cluster; a route to such a backend fails for gRPC clients as a missing cluster. Secrets are
-// never served to gRPC clients.
+// endpoints. Clusters gRPC would reject are left out, and a route to such a backend fails for
+// gRPC clients as a missing cluster: those that originate TLS (gRPC only takes trust roots
+// from certificate providers in its own bootstrap and would reject the inline CA of the whole
+// Cluster) and those whose lb_policy gRPC does not implement (RANDOM and MAGLEV, from a
+// BackendTrafficPolicy). Secrets are never served to gRPC clients.
 func BuildProxyless(p *ir.Proxy, envoy *Resources) (*Resources, error) {
 	if p == nil || envoy == nil {
 		return nil, errors.New("build proxyless xds: nil proxy or resources")
@@ -88,19 +90,27 @@ func BuildProxyless(p *ir.Proxy, envoy *Resources) (*Resources, error) {
 		res.Routes = append(res.Routes, grpcRouteConfiguration(rc, tablePorts))
 	}
 
-	tlsClusters := make(map[string]bool)
+	leftOut := make(map[string]bool)
 	for _, c := range envoy.Clusters {
-		if c.GetTransportSocket() != nil {
-			tlsClusters[c.GetName()] = true
+		if c.GetTransportSocket() != nil || !grpcLBPolicies[c.GetLbPolicy()] {
+			leftOut[c.GetName()] = true
 			continue
 		}
 		res.Clusters = append(res.Clusters, c)
 	}
-	res.Endpoints = grpcEndpoints(envoy.Endpoints, tlsClusters)
+	res.Endpoints = grpcEndpoints(envoy.Endpoints, leftOut)
 	if err := res.finish(); err != nil {
 		return nil, fmt.Errorf("proxyless: %w", err)
 	}
 	return res, nil
+}
+
+// grpcLBPolicies are the lb_policy values grpc-go accepts in a Cluster; it rejects the
+// others.
+var grpcLBPolicies = map[clusterv3.Cluster_LbPolicy]bool{
+	clusterv3.Cluster_ROUND_ROBIN:   true,
+	clusterv3.Cluster_LEAST_REQUEST: true,
+	clusterv3.Cluster_RING_HASH:     true,
 }
 
 // grpcEndpoints returns the endpoints of every cluster but the left-out ones.
