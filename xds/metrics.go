@@ -15,6 +15,7 @@ type metrics struct {
 	pushes        *prometheus.CounterVec   // by type: responses sent, SotW and delta
 	nacks         *prometheus.CounterVec   // by node and type
 	connected     prometheus.Gauge
+	refused       *prometheus.CounterVec // by reason, see auth.go
 }
 
 // Kinds of snapshot update, the "kind" label.
@@ -50,12 +51,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "strait_xds_connected_nodes",
 			Help: "Nodes with at least one open xDS stream.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strait_xds_refused_total",
+			Help: "xDS streams and fetches refused because the client's certificate does not name the node it asked for.",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.buildDuration, m.buildErrors, m.typeUpdates, m.pushes, m.nacks, m.connected} {
+	for _, c := range []prometheus.Collector{m.buildDuration, m.buildErrors, m.typeUpdates, m.pushes, m.nacks, m.connected, m.refused} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)

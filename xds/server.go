@@ -53,6 +53,8 @@ type Server struct {
 	metrics   *metrics
 	callbacks *callbacks
 	cache     cache.SnapshotCache
+	// auth, set by WithTLS, authenticates proxies; nil serves plaintext.
+	auth *authenticator
 
 	listenMu sync.Mutex
 	listener net.Listener
@@ -76,8 +78,8 @@ type Option func(*Server)
 // WithLogger sets the logger; the default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
-// WithGRPCServerOptions adds options to the gRPC server, transport credentials for mTLS for
-// instance. They come after Strait's keepalive settings and so override them.
+// WithGRPCServerOptions adds options to the gRPC server. They come after Strait's keepalive
+// settings and credentials and so override them. For mTLS, use WithTLS.
 func WithGRPCServerOptions(opts ...grpc.ServerOption) Option {
 	return func(s *Server) { s.grpcOpts = append(s.grpcOpts, opts...) }
 }
@@ -124,6 +126,9 @@ func (s *Server) Listen() error {
 	if s.listener != nil {
 		return nil
 	}
+	if err := s.prepareTransport(); err != nil {
+		return err
+	}
 	network, address := "tcp", s.addr
 	if path, ok := strings.CutPrefix(s.addr, "unix://"); ok {
 		network, address = "unix", path
@@ -154,9 +159,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.listenMu.Lock()
 	lis := s.listener
 	s.listenMu.Unlock()
-	gs := grpc.NewServer(s.grpcOpts...)
+	gs := grpc.NewServer(s.serverOptions()...)
 	// The xDS server ends every stream when ctx ends, so the graceful stop below returns.
-	xs := serverv3.NewServer(ctx, s.cache, s.callbacks)
+	xs := serverv3.NewServer(ctx, s.cache, s.streamCallbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xs)
 	listenerservice.RegisterListenerDiscoveryServiceServer(gs, xs)
 	routeservice.RegisterRouteDiscoveryServiceServer(gs, xs)

@@ -156,7 +156,13 @@ type sotwClient struct {
 
 func newSotwClient(ctx context.Context, t *testing.T, addr string, node *corev3.Node) *sotwClient {
 	t.Helper()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(dial(t, addr)).StreamAggregatedResources(ctx)
+	return newSotwClientOn(ctx, t, dial(t, addr), node)
+}
+
+// newSotwClientOn opens a state-of-the-world ADS stream on conn.
+func newSotwClientOn(ctx context.Context, t *testing.T, conn *grpc.ClientConn, node *corev3.Node) *sotwClient {
+	t.Helper()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +260,13 @@ type deltaClient struct {
 
 func newDeltaClient(ctx context.Context, t *testing.T, addr string, node *corev3.Node) *deltaClient {
 	t.Helper()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(dial(t, addr)).DeltaAggregatedResources(ctx)
+	return newDeltaClientOn(ctx, t, dial(t, addr), node)
+}
+
+// newDeltaClientOn opens a delta ADS stream on conn.
+func newDeltaClientOn(ctx context.Context, t *testing.T, conn *grpc.ClientConn, node *corev3.Node) *deltaClient {
+	t.Helper()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

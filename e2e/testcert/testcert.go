@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -54,7 +55,8 @@ func NewCA(t testing.TB) *CA {
 	return ca
 }
 
-// Issue returns a leaf certificate for names (DNS names, or URIs when they have a scheme)
+// Issue returns a leaf certificate for names (DNS names, IP addresses, or URIs when they have
+// a scheme)
 // with the given extended key usage, and its PEM certificate and key.
 func (ca *CA) Issue(t testing.TB, usage x509.ExtKeyUsage, names ...string) (cert tls.Certificate, certPEM, keyPEM []byte) {
 	t.Helper()
@@ -70,7 +72,9 @@ func (ca *CA) Issue(t testing.TB, usage x509.ExtKeyUsage, names ...string) (cert
 		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 	}
 	for _, n := range names {
-		if u, err := url.Parse(n); err == nil && u.Scheme != "" {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if u, err := url.Parse(n); err == nil && u.Scheme != "" {
 			tmpl.URIs = append(tmpl.URIs, u)
 		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
