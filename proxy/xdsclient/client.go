@@ -76,8 +76,8 @@ type Options struct {
 	Apply func(*xds.Resources) error
 	// Logger logs connections, disconnections and rejections; nil logs to slog.Default().
 	Logger *slog.Logger
-	// Credentials secure the connection (mTLS with the control plane's CA). Nil means
-	// plaintext, which Start accepts only when the connection stays on this host: a
+	// Credentials secure the connection: TLSCredentials for mTLS with a certificate of the
+	// control plane's CA, reloaded when its files change. Nil means plaintext, which Start accepts only when the connection stays on this host: a
 	// loopback or unspecified address, "localhost", or a unix socket.
 	Credentials credentials.TransportCredentials
 	// InitialBackoff and MaxBackoff bound the wait before reconnecting, which doubles after

@@ -201,12 +201,16 @@ func (r *recorder) none(t *testing.T) {
 // startClient runs a client of addr until the test ends and returns its log.
 func startClient(ctx context.Context, t *testing.T, addr string, r *recorder, opts ...grpc.DialOption) *logBuffer {
 	t.Helper()
+	return startClientWith(ctx, t, xdsclient.Options{Server: addr, Node: node, Apply: r.apply, DialOptions: opts})
+}
+
+// startClientWith runs a client with opts, its logger and short backoffs added, until the
+// test ends and returns its log.
+func startClientWith(ctx context.Context, t *testing.T, opts xdsclient.Options) *logBuffer {
+	t.Helper()
 	logger, logs := newLogger(t, "client")
-	c := xdsclient.New(xdsclient.Options{
-		Server: addr, Node: node, Apply: r.apply, Logger: logger,
-		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-		DialOptions: opts,
-	})
+	opts.Logger, opts.InitialBackoff, opts.MaxBackoff = logger, 10*time.Millisecond, 100*time.Millisecond
+	c := xdsclient.New(opts)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.Start(ctx) }()
@@ -254,13 +258,13 @@ type controlPlane struct {
 	stop func()
 }
 
-// startControlPlane serves Strait's xDS on addr, with p published before the first client
-// can connect, until stop is called or the test ends.
-func startControlPlane(ctx context.Context, t *testing.T, addr string, p *ir.Proxy) *controlPlane {
+// startControlPlane serves Strait's xDS on addr with opts, with p published before the
+// first client can connect, until stop is called or the test ends.
+func startControlPlane(ctx context.Context, t *testing.T, addr string, p *ir.Proxy, opts ...xds.Option) *controlPlane {
 	t.Helper()
 	logger, logs := newLogger(t, "control plane")
 	reg := prometheus.NewRegistry()
-	srv := xds.NewServer(addr, reg, xds.WithLogger(logger))
+	srv := xds.NewServer(addr, reg, append([]xds.Option{xds.WithLogger(logger)}, opts...)...)
 	if err := srv.Update([]*ir.Proxy{p}); err != nil {
 		t.Fatal(err)
 	}
