@@ -77,8 +77,9 @@ type Options struct {
 	// Logger logs connections, disconnections and rejections; nil logs to slog.Default().
 	Logger *slog.Logger
 	// Credentials secure the connection: TLSCredentials for mTLS with a certificate of the
-	// control plane's CA, reloaded when its files change. Nil means plaintext, which Start accepts only when the connection stays on this host: a
-	// loopback or unspecified address, "localhost", or a unix socket.
+	// control plane's CA, reloaded when its files change. Nil means plaintext, which Start
+	// accepts only when the connection stays on this host: a loopback or unspecified
+	// address, "localhost", or a unix socket.
 	Credentials credentials.TransportCredentials
 	// InitialBackoff and MaxBackoff bound the wait before reconnecting, which doubles after
 	// each failed attempt and is drawn at random below that bound (full jitter). A stream that
