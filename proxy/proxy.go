@@ -18,6 +18,7 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/strait-gw/strait/proxy/router"
 	"github.com/strait-gw/strait/proxy/upstream"
@@ -35,6 +36,8 @@ const (
 type Options struct {
 	// XDS is the control plane's address, "host:port" or "unix:///path".
 	XDS string
+	// XDSCredentials secure the xDS connection (see xdsclient.Options.Credentials).
+	XDSCredentials credentials.TransportCredentials
 	// Node is the proxy's node id, "<cluster>/<namespace>/<gateway>".
 	Node string
 	// DrainTimeout bounds how long a stopping proxy waits for requests in flight.
@@ -95,7 +98,7 @@ func New(opts Options) *Proxy {
 	p.connections.max = opts.MaxConnections
 	p.metrics = newMetrics(opts.Registerer, func() float64 { return float64(p.connections.open.Load()) })
 	p.state.Store(&state{tables: map[string]*router.Table{}, listeners: map[string]*listenerConfig{}})
-	p.xds = xdsclient.New(xdsclient.Options{Server: opts.XDS, Node: opts.Node, Apply: p.Apply, Logger: opts.Logger})
+	p.xds = xdsclient.New(xdsclient.Options{Server: opts.XDS, Credentials: opts.XDSCredentials, Node: opts.Node, Apply: p.Apply, Logger: opts.Logger})
 	return p
 }
 

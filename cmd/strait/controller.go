@@ -39,12 +39,13 @@ addresses.`,
 			if adminAddr == "" {
 				adminAddr = cfg.StraitConfig.Admin
 			}
-			return runControlPlane(cmd.Context(), cfg, xdsAddr, adminAddr)
+			return runControlPlane(cmd.Context(), cfg, xdsAddr, adminAddr, xdsServerTLS(cmd))
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "strait.yaml", "Strait config file")
 	cmd.Flags().StringVar(&xdsAddr, "xds", "", "xDS listen address (default: the config file's xds)")
 	cmd.Flags().StringVar(&adminAddr, "admin", "", "admin listen address (default: the config file's admin)")
+	addXDSServerTLSFlags(cmd)
 	return cmd
 }
 
@@ -103,10 +104,10 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-func runControlPlane(ctx context.Context, cfg *file.Config, xdsAddr, adminAddr string) error {
+func runControlPlane(ctx context.Context, cfg *file.Config, xdsAddr, adminAddr string, xdsOpts ...xds.Option) error {
 	reg := newRegistry()
 	provider := file.New(cfg, file.Options{})
-	cp := &controlPlane{xds: xds.NewServer(xdsAddr, reg)}
+	cp := &controlPlane{xds: xds.NewServer(xdsAddr, reg, xdsOpts...)}
 	admin := newAdminServer(adminAddr, reg,
 		func() bool { return cp.last.Load() != nil },
 		func() any { return cp.last.Load() })

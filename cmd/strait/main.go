@@ -47,6 +47,7 @@ func newRootCommand() *cobra.Command {
 		newControllerCommand(),
 		newRunCommand(),
 		newProxyCommand(),
+		newCertsCommand(),
 		newEchoCommand(),
 		newDemoCommand(),
 		newVersionCommand(),

@@ -18,7 +18,9 @@ func newProxyCommand() *cobra.Command {
 		Long: `proxy connects to a Strait control plane over ADS, asks for the configuration of
 one Gateway (its node id) and serves that Gateway's listeners. It keeps serving its last
 good configuration while the control plane is away, and rejects (NACKs) a configuration it
-cannot honor. SIGINT or SIGTERM drains: it stops accepting and finishes the requests in
+cannot honor. With --xds-cert, --xds-key and --xds-ca it authenticates with mTLS, reading the
+files again on every connection so that rotated certificates need no restart; without them
+it connects in plaintext, to a loopback address or unix socket only. SIGINT or SIGTERM drains: it stops accepting and finishes the requests in
 flight (up to 30s).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -27,7 +29,11 @@ flight (up to 30s).`,
 			if accessLog {
 				log = slog.New(slog.NewJSONHandler(os.Stdout, nil))
 			}
-			p := proxy.New(proxy.Options{XDS: xdsAddr, Node: node, AccessLog: log, Registerer: reg})
+			creds, err := xdsClientCredentials(cmd)
+			if err != nil {
+				return err
+			}
+			p := proxy.New(proxy.Options{XDS: xdsAddr, XDSCredentials: creds, Node: node, AccessLog: log, Registerer: reg})
 			ready := func() bool {
 				select {
 				case <-p.Ready():
@@ -54,6 +60,7 @@ flight (up to 30s).`,
 	cmd.Flags().StringVar(&node, "node", "", "node id: <cluster>/<namespace>/<gateway> (required)")
 	cmd.Flags().StringVar(&adminAddr, "admin", "127.0.0.1:9902", "admin listen address")
 	cmd.Flags().BoolVar(&accessLog, "access-log", false, "write a JSON access log line per request to stdout")
+	addXDSClientTLSFlags(cmd)
 	_ = cmd.MarkFlagRequired("node")
 	return cmd
 }
