@@ -125,7 +125,7 @@ func createCA(dir string, validFor time.Duration) error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	tmpl := &x509.Certificate{

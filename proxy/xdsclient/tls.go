@@ -55,7 +55,7 @@ func (c *tlsCredentials) ServerHandshake(net.Conn) (net.Conn, credentials.AuthIn
 
 // Info implements credentials.TransportCredentials.
 func (c *tlsCredentials) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.3", ServerName: c.serverName}
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
 }
 
 // Clone implements credentials.TransportCredentials.
