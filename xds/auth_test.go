@@ -58,8 +58,9 @@ func spiffeID(t *testing.T, node string) string {
 // tlsServer is an xDS server with mTLS on loopback, serving nodes A and B.
 type tlsServer struct {
 	*xds.Server
-	ca  *testcert.CA
-	reg *prometheus.Registry
+	ca    *testcert.CA
+	reg   *prometheus.Registry
+	files xds.TLSFiles
 }
 
 func startTLSServer(ctx context.Context, t *testing.T) *tlsServer {
@@ -68,7 +69,8 @@ func startTLSServer(ctx context.Context, t *testing.T) *tlsServer {
 	_, certPEM, keyPEM := ca.Issue(t, x509.ExtKeyUsageServerAuth, "127.0.0.1")
 	paths := writeFiles(t, t.TempDir(), map[string][]byte{"cert": certPEM, "key": keyPEM, "ca": ca.PEM}, "cert", "key", "ca")
 	reg := prometheus.NewRegistry()
-	srv := xds.NewServer("127.0.0.1:0", reg, xds.WithTLS(xds.TLSFiles{Cert: paths[0], Key: paths[1], CA: paths[2]}, ""))
+	files := xds.TLSFiles{Cert: paths[0], Key: paths[1], CA: paths[2]}
+	srv := xds.NewServer("127.0.0.1:0", reg, xds.WithTLS(files, ""))
 	a := loadProxy(t, "testdata/http-basic.ir.yaml")
 	b := loadProxy(t, "testdata/mirror.ir.yaml")
 	b.Node = nodeB
@@ -87,13 +89,19 @@ func startTLSServer(ctx context.Context, t *testing.T) *tlsServer {
 			t.Errorf("xds server: %v", err)
 		}
 	})
-	return &tlsServer{Server: srv, ca: ca, reg: reg}
+	return &tlsServer{Server: srv, ca: ca, reg: reg, files: files}
 }
 
 // dialAs connects to the server presenting cert (none if nil), trusting the server's CA.
 func (s *tlsServer) dialAs(t *testing.T, cert *tls.Certificate) *grpc.ClientConn {
 	t.Helper()
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: s.ca.Pool}
+	return s.dialTrusting(t, cert, s.ca.Pool)
+}
+
+// dialTrusting connects to the server presenting cert (none if nil), trusting roots.
+func (s *tlsServer) dialTrusting(t *testing.T, cert *tls.Certificate, roots *x509.CertPool) *grpc.ClientConn {
+	t.Helper()
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
@@ -294,6 +302,29 @@ func firstError(ctx context.Context, conn *grpc.ClientConn) error {
 	}
 	_, err = stream.Recv()
 	return err
+}
+
+// TestAuthServerRotation checks that the server uses rewritten certificate files from the
+// next handshake on: a client that trusts only a new CA connects once the server's pair is
+// replaced by one of that CA.
+func TestAuthServerRotation(t *testing.T) {
+	ctx := testContext(t)
+	srv := startTLSServer(ctx, t)
+	cert := srv.proxyCert(t, spiffeID(t, nodeA))
+	next := testcert.NewCA(t)
+	if err := firstError(ctx, srv.dialTrusting(t, cert, next.Pool)); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a client trusting another CA got %v, want a failed handshake", err)
+	}
+
+	_, certPEM, keyPEM := next.Issue(t, x509.ExtKeyUsageServerAuth, "127.0.0.1")
+	for path, data := range map[string][]byte{srv.files.Key: keyPEM, srv.files.Cert: certPEM} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := firstError(ctx, srv.dialTrusting(t, cert, next.Pool)); err != nil {
+		t.Errorf("after rotation: %v", err)
+	}
 }
 
 // TestAuthPlaintextOnlyOnLoopback checks that a server without TLS refuses to listen on

@@ -37,10 +37,13 @@ type tlsCredentials struct {
 // ClientHandshake implements credentials.TransportCredentials.
 func (c *tlsCredentials) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	cert, pool := c.source.Current()
+	// gRPC's TLS credentials verify the server for the authority they are given.
+	if c.serverName != "" {
+		authority = c.serverName
+	}
 	creds := credentials.NewTLS(&tls.Config{
 		MinVersion: tls.VersionTLS13,
 		RootCAs:    pool,
-		ServerName: c.serverName,
 		// Always present the certificate, even to a server whose accepted CAs do not list its
 		// issuer: the server's error then says why, where sending none would not.
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil },
