@@ -53,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strait_xds_refused_total",
-			Help: "xDS streams and fetches refused because the client's certificate does not name the node it asked for.",
+			Help: "xDS streams and fetches refused by mTLS authentication: the client certificate is not a proxy's or names another node.",
 		}, []string{"reason"}),
 	}
 	if reg == nil {
