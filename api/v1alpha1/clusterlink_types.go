@@ -26,6 +26,9 @@ const (
 	// ClusterLinkReasonInvalidKubeconfig: the kubeconfig Secret is missing, lacks the key or
 	// holds no usable kubeconfig (Ready False).
 	ClusterLinkReasonInvalidKubeconfig = "InvalidKubeconfig"
+	// ClusterLinkReasonNameInUse: a cluster given to the control plane up front (a flag or
+	// its config file) already has this name (Ready False).
+	ClusterLinkReasonNameInUse = "NameInUse"
 )
 
 // ClusterLink declares a member cluster to a control plane running in Kubernetes. It lives in
