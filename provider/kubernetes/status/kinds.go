@@ -34,30 +34,40 @@ var kinds = map[string]kind{
 		merge:  mergeGatewayClass,
 	}.write},
 	"Gateway": {write: objectStatus[*gwapiv1.Gateway, gwapiv1.GatewayStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.Gateway] { return c.GatewayV1().Gateways(ns) },
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.Gateway] {
+			return c.GatewayV1().Gateways(ns)
+		},
 		status: func(o *gwapiv1.Gateway) *gwapiv1.GatewayStatus { return &o.Status },
 		merge:  mergeGateway,
 	}.write},
 	"HTTPRoute": {removable: true, write: objectStatus[*gwapiv1.HTTPRoute, gwapiv1.RouteStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.HTTPRoute] { return c.GatewayV1().HTTPRoutes(ns) },
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.HTTPRoute] {
+			return c.GatewayV1().HTTPRoutes(ns)
+		},
 		status: func(o *gwapiv1.HTTPRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
 		wantAs: routeStatusOf(func(s *gwapiv1.HTTPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
 		merge:  mergeRoute,
 	}.write},
 	"GRPCRoute": {removable: true, write: objectStatus[*gwapiv1.GRPCRoute, gwapiv1.RouteStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.GRPCRoute] { return c.GatewayV1().GRPCRoutes(ns) },
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.GRPCRoute] {
+			return c.GatewayV1().GRPCRoutes(ns)
+		},
 		status: func(o *gwapiv1.GRPCRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
 		wantAs: routeStatusOf(func(s *gwapiv1.GRPCRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
 		merge:  mergeRoute,
 	}.write},
 	"TLSRoute": {removable: true, write: objectStatus[*gwapiv1.TLSRoute, gwapiv1.RouteStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.TLSRoute] { return c.GatewayV1().TLSRoutes(ns) },
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.TLSRoute] {
+			return c.GatewayV1().TLSRoutes(ns)
+		},
 		status: func(o *gwapiv1.TLSRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
 		wantAs: routeStatusOf(func(s *gwapiv1.TLSRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
 		merge:  mergeRoute,
 	}.write},
 	"TCPRoute": {removable: true, write: objectStatus[*gwapiv1.TCPRoute, gwapiv1.RouteStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.TCPRoute] { return c.GatewayV1().TCPRoutes(ns) },
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.TCPRoute] {
+			return c.GatewayV1().TCPRoutes(ns)
+		},
 		status: func(o *gwapiv1.TCPRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
 		wantAs: routeStatusOf(func(s *gwapiv1.TCPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
 		merge:  mergeRoute,

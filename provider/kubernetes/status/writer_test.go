@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -19,9 +20,20 @@ import (
 )
 
 // testWriter returns a writer on one cluster "us" holding objs, and the fake clientset.
-func testWriter(t *testing.T, isLeader func() bool, objs ...runtime.Object) (*Writer, *gwfake.Clientset) {
+func testWriter(t *testing.T, isLeader func() bool, objs ...metav1.Object) (*Writer, *gwfake.Clientset) {
 	t.Helper()
-	gw := gwfake.NewClientset(objs...)
+	// NewClientset's field-managed tracker has no schema for Gateways and refuses them.
+	gw := gwfake.NewSimpleClientset()
+	// Added with their resource spelled out: the fake clientset guesses it from the scheme,
+	// where Gateway API's v1beta1 aliases make it pick another version for some kinds.
+	for _, o := range objs {
+		resource := map[string]string{
+			"*v1.GatewayClass": "gatewayclasses", "*v1.Gateway": "gateways", "*v1.HTTPRoute": "httproutes",
+		}[fmt.Sprintf("%T", o)]
+		if err := gw.Tracker().Create(gatewayResource(resource), o.(runtime.Object), o.GetNamespace()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w, err := New(Options{
 		Clients: func(cluster string) (gwclient.Interface, bool) {
 			return gw, cluster == "us"
@@ -33,6 +45,11 @@ func testWriter(t *testing.T, isLeader func() bool, objs ...runtime.Object) (*Wr
 	}
 	t.Cleanup(w.queue.ShutDown)
 	return w, gw
+}
+
+// gatewayResource names a Gateway API v1 resource for the fake clientset's tracker.
+func gatewayResource(resource string) schema.GroupVersionResource {
+	return schema.GroupVersion(gwapiv1.GroupVersion).WithResource(resource)
 }
 
 // drain processes every queued write, synchronously.
@@ -211,7 +228,7 @@ func TestConflictRetriedWithFreshRead(t *testing.T) {
 		// Another writer got there first: it added its own parent entry.
 		r := getRouteFromTracker(t, cs)
 		r.Status.Parents = append(r.Status.Parents, parent(other, "their-gw", cond("Accepted", true, "theirs")))
-		if err := cs.Tracker().Update(gwapiv1.SchemeGroupVersion.WithResource("httproutes"), r, "default"); err != nil {
+		if err := cs.Tracker().Update(gatewayResource("httproutes"), r, "default"); err != nil {
 			t.Fatal(err)
 		}
 		return true, nil, apierrors.NewConflict(schema.GroupResource{Group: gwapiv1.GroupName, Resource: "httproutes"}, "app", nil)
@@ -239,7 +256,7 @@ func TestConflictRetriedWithFreshRead(t *testing.T) {
 
 func getRouteFromTracker(t *testing.T, cs *gwfake.Clientset) *gwapiv1.HTTPRoute {
 	t.Helper()
-	obj, err := cs.Tracker().Get(gwapiv1.SchemeGroupVersion.WithResource("httproutes"), "default", "app")
+	obj, err := cs.Tracker().Get(gatewayResource("httproutes"), "default", "app")
 	if err != nil {
 		t.Fatal(err)
 	}
