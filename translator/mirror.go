@@ -103,6 +103,23 @@ func MirrorName(service, cluster string) string {
 	return prefix + "-" + hex.EncodeToString(sum[:])[:hashLen]
 }
 
+// shortenedMirrorSource resolves a mirror Service of cluster ci whose name MirrorName had to
+// shorten, which mirrorSource cannot split into service and cluster: the mirror writer's own
+// mirror (ManagedByLabel) names them in its label and annotation, and its name must be the one
+// MirrorName gives them, so that no other Service can claim to be a mirror this way.
+func (idx *index) shortenedMirrorSource(ci *clusterIndex, svc *corev1.Service) (cluster, service string, ok bool) {
+	cluster, service = svc.Labels[MirrorOfClusterLabel], svc.Annotations[MirrorOfServiceAnnotation]
+	if !isStraitManaged(&svc.ObjectMeta) || cluster == "" || service == "" || cluster == ci.info.Name ||
+		MirrorName(service, cluster) != svc.Name || len(service)+1+len(cluster) <= maxNameLength {
+		return "", "", false
+	}
+	key := nsName(svc.Namespace, service)
+	if src := idx.clusters[cluster]; src != nil && src.exported[key] && src.services[key] != nil {
+		return cluster, service, true
+	}
+	return "", "", false
+}
+
 // ComputeMirrors returns the objects that stand for the exported Services of every cluster in
 // the others. A Service is exported by a ServiceExport of its namespace and name or by the
 // ExportLabel; Strait's own mirrors are never exported. For a Service S of namespace N
