@@ -33,7 +33,7 @@ const (
 	UnreachableAnnotation = "strait.dev/unreachable"
 	// EndpointSliceManager is the endpointslice.kubernetes.io/managed-by value of mirror
 	// EndpointSlices, so that Kubernetes' EndpointSlice controller leaves them alone.
-	EndpointSliceManager = "strait.dev/mirror-controller"
+	EndpointSliceManager = "mirror-controller.strait.dev"
 	// ConditionReachable is the ServiceImport condition that says whether every exporting
 	// cluster's endpoints are reachable from the ServiceImport's cluster.
 	ConditionReachable = "Reachable"
