@@ -102,11 +102,11 @@ func (w *linkWatcher) kubeconfig(link *straitv1alpha1.ClusterLink) ([]byte, erro
 	}
 	o, ok, err := w.secrets.GetStore().GetByKey(w.home.Namespace + "/" + ref.Name)
 	if err != nil || !ok {
-		return nil, fmt.Errorf("Secret %s/%s not found", w.home.Namespace, ref.Name)
+		return nil, fmt.Errorf("kubeconfig Secret %s/%s not found", w.home.Namespace, ref.Name)
 	}
 	data := o.(*corev1.Secret).Data[key]
 	if len(data) == 0 {
-		return nil, fmt.Errorf("Secret %s/%s has no key %s", w.home.Namespace, ref.Name, key)
+		return nil, fmt.Errorf("kubeconfig Secret %s/%s has no key %s", w.home.Namespace, ref.Name, key)
 	}
 	return data, nil
 }
@@ -264,4 +264,3 @@ func (p *Provider) updateLinkStatus(ctx context.Context, link *straitv1alpha1.Cl
 	_, err = p.opts.Home.Dynamic.Resource(ClusterLinkResource).Namespace(link.Namespace).UpdateStatus(ctx, u, metav1.UpdateOptions{})
 	return err
 }
-

@@ -126,7 +126,9 @@ func TestClusterLinks(t *testing.T) {
 	p := New(opts)
 	ch := start(t, p)
 	waitInput(t, ch, "the us link", func(in *translator.Input) bool { return slices.Equal(clusterNames(in), []string{"us"}) })
-	eventually(t, "us Ready", func() bool { return hasReady(home.ready(t, "us"), metav1.ConditionTrue, straitv1alpha1.ClusterLinkReasonSynced) })
+	eventually(t, "us Ready", func() bool {
+		return hasReady(home.ready(t, "us"), metav1.ConditionTrue, straitv1alpha1.ClusterLinkReasonSynced)
+	})
 
 	// Added.
 	home.link(t, "eu", "eu-west", "https://eu")
@@ -195,7 +197,9 @@ func TestStaleCluster(t *testing.T) {
 	ch := start(t, p)
 	waitInput(t, ch, "both links", func(in *translator.Input) bool { return len(in.Clusters) == 2 })
 	us.waitWatching(t)
-	eventually(t, "eu Ready", func() bool { return hasReady(home.ready(t, "eu"), metav1.ConditionTrue, straitv1alpha1.ClusterLinkReasonSynced) })
+	eventually(t, "eu Ready", func() bool {
+		return hasReady(home.ready(t, "eu"), metav1.ConditionTrue, straitv1alpha1.ClusterLinkReasonSynced)
+	})
 
 	pr.set(eu, true)
 	eventually(t, "eu stale", func() bool { return gauge(t, p, "eu") == 1 })

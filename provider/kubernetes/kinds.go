@@ -75,7 +75,7 @@ type kind struct {
 var (
 	coreV1      = corev1.SchemeGroupVersion
 	discoveryV1 = discoveryv1.SchemeGroupVersion
-	gatewayV1   = gwapiv1.SchemeGroupVersion
+	gatewayV1   = schema.GroupVersion(gwapiv1.GroupVersion)
 	mcsV1alpha1 = mcsv1alpha1.SchemeGroupVersion
 )
 
@@ -85,8 +85,10 @@ var kinds = []kind{
 		informer: func(f *factories) cache.SharedIndexInformer { return f.kube.Core().V1().Namespaces().Informer() },
 		fill:     fill(func(r *translator.ClusterResources) *[]*corev1.Namespace { return &r.Namespaces })},
 	{name: "GatewayClass", resource: gatewayV1.WithResource("gatewayclasses"), specOnly: true,
-		informer: func(f *factories) cache.SharedIndexInformer { return f.gateway.Gateway().V1().GatewayClasses().Informer() },
-		fill:     fill(func(r *translator.ClusterResources) *[]*gwapiv1.GatewayClass { return &r.GatewayClasses })},
+		informer: func(f *factories) cache.SharedIndexInformer {
+			return f.gateway.Gateway().V1().GatewayClasses().Informer()
+		},
+		fill: fill(func(r *translator.ClusterResources) *[]*gwapiv1.GatewayClass { return &r.GatewayClasses })},
 	{name: "Gateway", resource: gatewayV1.WithResource("gateways"), specOnly: true,
 		informer: func(f *factories) cache.SharedIndexInformer { return f.gateway.Gateway().V1().Gateways().Informer() },
 		fill:     fill(func(r *translator.ClusterResources) *[]*gwapiv1.Gateway { return &r.Gateways })},
@@ -103,17 +105,23 @@ var kinds = []kind{
 		informer: func(f *factories) cache.SharedIndexInformer { return f.gateway.Gateway().V1().TCPRoutes().Informer() },
 		fill:     fill(func(r *translator.ClusterResources) *[]*gwapiv1.TCPRoute { return &r.TCPRoutes })},
 	{name: "ReferenceGrant", resource: gatewayV1.WithResource("referencegrants"), specOnly: true,
-		informer: func(f *factories) cache.SharedIndexInformer { return f.gateway.Gateway().V1().ReferenceGrants().Informer() },
-		fill:     fill(func(r *translator.ClusterResources) *[]*gwapiv1.ReferenceGrant { return &r.ReferenceGrants })},
+		informer: func(f *factories) cache.SharedIndexInformer {
+			return f.gateway.Gateway().V1().ReferenceGrants().Informer()
+		},
+		fill: fill(func(r *translator.ClusterResources) *[]*gwapiv1.ReferenceGrant { return &r.ReferenceGrants })},
 	{name: "BackendTLSPolicy", resource: gatewayV1.WithResource("backendtlspolicies"), specOnly: true,
-		informer: func(f *factories) cache.SharedIndexInformer { return f.gateway.Gateway().V1().BackendTLSPolicies().Informer() },
-		fill:     fill(func(r *translator.ClusterResources) *[]*gwapiv1.BackendTLSPolicy { return &r.BackendTLSPolicies })},
+		informer: func(f *factories) cache.SharedIndexInformer {
+			return f.gateway.Gateway().V1().BackendTLSPolicies().Informer()
+		},
+		fill: fill(func(r *translator.ClusterResources) *[]*gwapiv1.BackendTLSPolicy { return &r.BackendTLSPolicies })},
 	{name: "Service", resource: coreV1.WithResource("services"),
 		informer: func(f *factories) cache.SharedIndexInformer { return f.kube.Core().V1().Services().Informer() },
 		fill:     fill(func(r *translator.ClusterResources) *[]*corev1.Service { return &r.Services })},
 	{name: "EndpointSlice", resource: discoveryV1.WithResource("endpointslices"),
-		informer: func(f *factories) cache.SharedIndexInformer { return f.kube.Discovery().V1().EndpointSlices().Informer() },
-		fill:     fill(func(r *translator.ClusterResources) *[]*discoveryv1.EndpointSlice { return &r.EndpointSlices })},
+		informer: func(f *factories) cache.SharedIndexInformer {
+			return f.kube.Discovery().V1().EndpointSlices().Informer()
+		},
+		fill: fill(func(r *translator.ClusterResources) *[]*discoveryv1.EndpointSlice { return &r.EndpointSlices })},
 	{name: "Secret", resource: coreV1.WithResource("secrets"), referenced: true,
 		informer: secretInformer,
 		fill:     fill(func(r *translator.ClusterResources) *[]*corev1.Secret { return &r.Secrets })},
@@ -121,11 +129,15 @@ var kinds = []kind{
 		informer: func(f *factories) cache.SharedIndexInformer { return f.kube.Core().V1().ConfigMaps().Informer() },
 		fill:     fill(func(r *translator.ClusterResources) *[]*corev1.ConfigMap { return &r.ConfigMaps })},
 	{name: "ServiceExport", resource: mcsV1alpha1.WithResource("serviceexports"), specOnly: true,
-		informer: func(f *factories) cache.SharedIndexInformer { return f.mcs.Multicluster().V1alpha1().ServiceExports().Informer() },
-		fill:     fill(func(r *translator.ClusterResources) *[]*mcsv1alpha1.ServiceExport { return &r.ServiceExports })},
+		informer: func(f *factories) cache.SharedIndexInformer {
+			return f.mcs.Multicluster().V1alpha1().ServiceExports().Informer()
+		},
+		fill: fill(func(r *translator.ClusterResources) *[]*mcsv1alpha1.ServiceExport { return &r.ServiceExports })},
 	{name: "ServiceImport", resource: mcsV1alpha1.WithResource("serviceimports"),
-		informer: func(f *factories) cache.SharedIndexInformer { return f.mcs.Multicluster().V1alpha1().ServiceImports().Informer() },
-		fill:     fill(func(r *translator.ClusterResources) *[]*mcsv1alpha1.ServiceImport { return &r.ServiceImports })},
+		informer: func(f *factories) cache.SharedIndexInformer {
+			return f.mcs.Multicluster().V1alpha1().ServiceImports().Informer()
+		},
+		fill: fill(func(r *translator.ClusterResources) *[]*mcsv1alpha1.ServiceImport { return &r.ServiceImports })},
 }
 
 // ignoredSecretTypes are Secret types the translator never reads and that can be many
