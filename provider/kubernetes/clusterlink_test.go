@@ -152,7 +152,7 @@ func TestClusterLinks(t *testing.T) {
 	})
 	eventually(t, "the registry to hold eu's new clients", func() bool {
 		m, ok := p.Registry().Get("eu")
-		return ok && m.Clients.Kube == euRotated.kube
+		return ok && m.Clients.Kube == euRotated.Kube
 	})
 
 	// A broken Secret keeps the cluster it had, and says so.
@@ -210,7 +210,7 @@ func TestStaleCluster(t *testing.T) {
 		t.Error("us marked stale")
 	}
 	// The other cluster goes on; eu keeps its last known resources.
-	if _, err := us.kube.CoreV1().Services("default").Create(context.Background(), service("default", "us-new"), metav1.CreateOptions{}); err != nil {
+	if _, err := us.Kube.CoreV1().Services("default").Create(context.Background(), service("default", "us-new"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	in := waitInput(t, ch, "the us change", func(in *translator.Input) bool { return len(cluster(in, "us").Services) == 2 })

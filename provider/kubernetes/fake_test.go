@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"reflect"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,17 +15,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes"
-	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
-	k8stesting "k8s.io/client-go/testing"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
-	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
-	mcsfake "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned/fake"
 
+	"github.com/strait-gw/strait/provider/kubernetes/kubetest"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -42,71 +33,20 @@ func TestMain(m *testing.M) {
 }
 
 // fakeCluster is a member cluster made of fake clientsets.
-type fakeCluster struct {
-	kube    *kubefake.Clientset
-	gateway *gwfake.Clientset
-	mcs     *mcsfake.Clientset
-	// watches counts the watches the informers opened.
-	watches atomic.Int32
-}
+type fakeCluster struct{ *kubetest.Cluster }
 
-// newFakeCluster returns a fake cluster holding objs, each in the clientset of its group,
-// whose discovery serves every kind the translator reads.
 func newFakeCluster(objs ...runtime.Object) *fakeCluster {
-	var kube, gw, mcs []runtime.Object
-	for _, o := range objs {
-		switch o.(type) {
-		case *gwapiv1.GatewayClass, *gwapiv1.Gateway, *gwapiv1.HTTPRoute, *gwapiv1.GRPCRoute, *gwapiv1.TLSRoute,
-			*gwapiv1.TCPRoute, *gwapiv1.ReferenceGrant, *gwapiv1.BackendTLSPolicy:
-			gw = append(gw, o)
-		case *mcsv1alpha1.ServiceExport, *mcsv1alpha1.ServiceImport:
-			mcs = append(mcs, o)
-		default:
-			kube = append(kube, o)
-		}
-	}
-	c := &fakeCluster{kube: kubefake.NewClientset(kube...), gateway: gwfake.NewSimpleClientset(), mcs: mcsfake.NewSimpleClientset(mcs...)}
-	// The fake guesses a kind's resource, and "Gateway" makes "gatewaies": add Gateway API
-	// objects under their real resource. (NewClientset's field-managing tracker knows no
-	// Gateway API types at all.)
-	for _, o := range gw {
-		name := reflect.TypeOf(o).Elem().Name()
-		i := slices.IndexFunc(kinds, func(k kind) bool { return k.name == name })
-		if err := c.gateway.Tracker().Create(kinds[i].resource, o, o.(metav1.Object).GetNamespace()); err != nil {
-			panic(err)
-		}
-	}
-	countWatch := func(k8stesting.Action) (bool, watch.Interface, error) {
-		c.watches.Add(1)
-		return false, nil, nil
-	}
-	c.kube.PrependWatchReactor("*", countWatch)
-	c.gateway.PrependWatchReactor("*", countWatch)
-	c.mcs.PrependWatchReactor("*", countWatch)
-	lists := map[string]*metav1.APIResourceList{}
-	for _, k := range kinds {
-		gv := k.resource.GroupVersion().String()
-		if lists[gv] == nil {
-			lists[gv] = &metav1.APIResourceList{GroupVersion: gv}
-		}
-		lists[gv].APIResources = append(lists[gv].APIResources, metav1.APIResource{Name: k.resource.Resource})
-	}
-	d := c.kube.Discovery().(*fakediscovery.FakeDiscovery)
-	for _, l := range lists {
-		d.Resources = append(d.Resources, l)
-	}
-	return c
+	return &fakeCluster{kubetest.NewCluster(objs...)}
 }
 
-// waitWatching waits until every informer watches: the fakes do not replay what happened
-// between an informer's list and its watch.
+// waitWatching waits until every informer watches.
 func (c *fakeCluster) waitWatching(t *testing.T) {
 	t.Helper()
-	eventually(t, "the informers to watch", func() bool { return int(c.watches.Load()) >= len(kinds) })
+	eventually(t, "the informers to watch", func() bool { return c.Watches() >= len(kinds) })
 }
 
 func (c *fakeCluster) clients() *Clients {
-	return &Clients{Kube: c.kube, Gateway: c.gateway, MCS: c.mcs}
+	return &Clients{Kube: c.Kube, Gateway: c.Gateway, MCS: c.MCS}
 }
 
 // fakeClusters maps API server hosts to fake clusters: the provider's NewClients.
@@ -146,7 +86,7 @@ func (p *probe) set(c *fakeCluster, down bool) {
 	if p.down == nil {
 		p.down = map[kubernetes.Interface]bool{}
 	}
-	p.down[c.kube] = down
+	p.down[c.Kube] = down
 }
 
 func (p *probe) check(_ context.Context, c *Clients) error {

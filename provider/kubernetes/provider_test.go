@@ -119,7 +119,7 @@ func TestInput(t *testing.T) {
 	if got := p.Registry().Names(); !slices.Equal(got, []string{"eu", "us"}) {
 		t.Errorf("registry %v", got)
 	}
-	if m, ok := p.Registry().Get("us"); !ok || m.Clients.Kube != us.kube || m.Cluster.Region != "us-east" {
+	if m, ok := p.Registry().Get("us"); !ok || m.Clients.Kube != us.Kube || m.Cluster.Region != "us-east" {
 		t.Errorf("registry us: %+v %v", m, ok)
 	}
 }
@@ -137,7 +137,7 @@ func TestUpdateRepublishes(t *testing.T) {
 	us.waitWatching(t)
 	ctx := context.Background()
 
-	if _, err := us.gateway.GatewayV1().HTTPRoutes("default").Create(ctx, httpRoute("default", "new", "gw", "podinfo"), metav1.CreateOptions{}); err != nil {
+	if _, err := us.Gateway.GatewayV1().HTTPRoutes("default").Create(ctx, httpRoute("default", "new", "gw", "podinfo"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitInput(t, ch, "the new route", func(in *translator.Input) bool {
@@ -146,7 +146,7 @@ func TestUpdateRepublishes(t *testing.T) {
 
 	es := endpointSlice("default", "podinfo", "10.0.0.2")
 	es.ResourceVersion = "2"
-	if _, err := us.kube.DiscoveryV1().EndpointSlices("default").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+	if _, err := us.Kube.DiscoveryV1().EndpointSlices("default").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitInput(t, ch, "the new endpoint", func(in *translator.Input) bool {
@@ -154,18 +154,18 @@ func TestUpdateRepublishes(t *testing.T) {
 		return len(s) == 1 && s[0].Endpoints[0].Addresses[0] == "10.0.0.2"
 	})
 
-	if err := us.kube.CoreV1().Services("default").Delete(ctx, "podinfo", metav1.DeleteOptions{}); err != nil {
+	if err := us.Kube.CoreV1().Services("default").Delete(ctx, "podinfo", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitInput(t, ch, "the service gone", func(in *translator.Input) bool { return len(in.Clusters[0].Services) == 0 })
 
 	// A Secret starts to count once a Gateway refers to it.
-	if _, err := us.kube.CoreV1().Secrets("default").Create(ctx, secret("default", "cert", corev1.SecretTypeTLS, nil), metav1.CreateOptions{}); err != nil {
+	if _, err := us.Kube.CoreV1().Secrets("default").Create(ctx, secret("default", "cert", corev1.SecretTypeTLS, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	gw := gateway("default", "gw", "cert")
 	gw.ResourceVersion, gw.Generation = "2", 2
-	if _, err := us.gateway.GatewayV1().Gateways("default").Update(ctx, gw, metav1.UpdateOptions{}); err != nil {
+	if _, err := us.Gateway.GatewayV1().Gateways("default").Update(ctx, gw, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitInput(t, ch, "the referenced secret", func(in *translator.Input) bool {
