@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
@@ -150,27 +151,25 @@ func loadKubeconfig(path string) (*rest.Config, error) {
 	return rc, nil
 }
 
-// newKubeClients makes a cluster's clients; tests replace it with fakes.
-var newKubeClients = kubernetes.NewClients
+// newKubeClients makes a cluster's clients and kubeProbe checks its health (nil: GET
+// /readyz); tests replace them with fakes.
+var (
+	newKubeClients = kubernetes.NewClients
+	kubeProbe      func(context.Context, *kubernetes.Clients) error
+)
 
 // runKubeControlPlane runs the control plane on Kubernetes clusters, with leader election.
 // The status and mirror writers, when wired here, run through elector.OnLeading and write
 // through provider.Registry().
 func runKubeControlPlane(ctx context.Context, s *kubeSetup, xdsAddr, adminAddr string) error {
 	reg := newRegistry()
-	elector := kubernetes.NewSoleLeader(kubernetes.ElectionOptions{Registerer: reg})
-	if s.leaseConfig != nil {
-		clients, err := newKubeClients(s.leaseConfig)
-		if err != nil {
-			return fmt.Errorf("leader election: %w", err)
-		}
-		if elector, err = kubernetes.NewElector(clients.Kube, kubernetes.ElectionOptions{
-			Namespace: s.leaseNamespace, Registerer: reg}); err != nil {
-			return err
-		}
+	elector, err := newElector(s, reg)
+	if err != nil {
+		return err
 	}
 	opts := s.provider
 	opts.NewClients = newKubeClients
+	opts.Probe = kubeProbe
 	opts.IsLeader = elector.IsLeader
 	opts.Registerer = reg
 	if s.homeConfig != nil {
@@ -187,4 +186,17 @@ func runKubeControlPlane(ctx context.Context, s *kubeSetup, xdsAddr, adminAddr s
 	slog.Info("watching Kubernetes clusters", "clusters", len(opts.Clusters), "clusterLinks", opts.Home != nil,
 		"leaderElection", s.leaseConfig != nil)
 	return serveControlPlane(ctx, reg, kubernetes.New(opts), xdsAddr, adminAddr, elector)
+}
+
+// newElector competes for the Lease when leader election is on, and leads alone otherwise.
+func newElector(s *kubeSetup, reg prometheus.Registerer) (*kubernetes.Elector, error) {
+	opts := kubernetes.ElectionOptions{Namespace: s.leaseNamespace, Registerer: reg}
+	if s.leaseConfig == nil {
+		return kubernetes.NewSoleLeader(opts), nil
+	}
+	clients, err := newKubeClients(s.leaseConfig)
+	if err != nil {
+		return nil, fmt.Errorf("leader election: %w", err)
+	}
+	return kubernetes.NewElector(clients.Kube, opts)
 }

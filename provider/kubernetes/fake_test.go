@@ -24,11 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The fake clientsets cannot stream a list through a watch (mcs-api's does not even
-	// say so), so the informers list and then watch, as they do against older servers.
-	if err := os.Setenv("KUBE_FEATURE_WatchListClient", "false"); err != nil {
-		panic(err)
-	}
+	kubetest.DisableWatchList()
 	os.Exit(m.Run())
 }
 

@@ -4,6 +4,7 @@
 package kubetest
 
 import (
+	"os"
 	"reflect"
 	"sync/atomic"
 
@@ -21,6 +22,17 @@ import (
 	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 	mcsfake "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned/fake"
 )
+
+// DisableWatchList makes client-go's informers list and then watch, rather than stream the
+// list through a watch (the WatchListClient feature), which the fake clientsets cannot do
+// (and mcs-api's does not even say so: its informers would wait for a bookmark that never
+// comes). Call it from TestMain, before any informer starts: client-go reads the setting
+// once.
+func DisableWatchList() {
+	if err := os.Setenv("KUBE_FEATURE_WatchListClient", "false"); err != nil {
+		panic(err)
+	}
+}
 
 // Resources are the resources the fake clusters' discovery serves, by group and version.
 var Resources = map[schema.GroupVersion][]string{
