@@ -236,6 +236,9 @@ func (idx *index) mirrorSource(ci *clusterIndex, ns, name string) (cluster, serv
 	var only string
 	if svc := ci.services[nsName(ns, name)]; svc != nil {
 		only = svc.Labels[MirrorOfClusterLabel]
+		if cluster, service, ok = idx.shortenedMirrorSource(ci, svc); ok {
+			return cluster, service, true
+		}
 	}
 	for i := 1; i < len(name)-1; i++ {
 		if name[i] != '-' {

@@ -11,6 +11,26 @@ const ClusterLinkKind = "ClusterLink"
 // SecretKeyReference.Key is empty.
 const DefaultKubeconfigKey = "kubeconfig"
 
+// The Ready condition of a ClusterLink and its reasons.
+const (
+	// ClusterLinkConditionReady is True when the control plane has connected to the member
+	// cluster and synced its resources.
+	ClusterLinkConditionReady = "Ready"
+	// ClusterLinkReasonSynced: connected and synced (Ready True).
+	ClusterLinkReasonSynced = "Synced"
+	// ClusterLinkReasonSyncing: connected, the first sync is not complete yet (Ready False).
+	ClusterLinkReasonSyncing = "Syncing"
+	// ClusterLinkReasonUnreachable: the API server stopped answering; the control plane keeps
+	// serving the cluster's last known resources (Ready False).
+	ClusterLinkReasonUnreachable = "Unreachable"
+	// ClusterLinkReasonInvalidKubeconfig: the kubeconfig Secret is missing, lacks the key or
+	// holds no usable kubeconfig (Ready False).
+	ClusterLinkReasonInvalidKubeconfig = "InvalidKubeconfig"
+	// ClusterLinkReasonNameInUse: a cluster given to the control plane up front (a flag or
+	// its config file) already has this name (Ready False).
+	ClusterLinkReasonNameInUse = "NameInUse"
+)
+
 // ClusterLink declares a member cluster to a control plane running in Kubernetes. It lives in
 // the control plane's home cluster; its name is the member cluster's name and must be a DNS
 // label. The control plane reaches the member cluster with the kubeconfig stored in a Secret

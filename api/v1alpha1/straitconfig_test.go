@@ -61,7 +61,20 @@ func TestValidate(t *testing.T) {
 		},
 		want: []string{
 			`clusters[0].labels: Invalid value: "has space": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`,
-			`clusters[1].manifests: Required value: a directory of YAML manifests`,
+			`clusters[1].manifests: Required value: a directory of YAML manifests, or a kubeconfig`,
+		},
+	}, {
+		name: "a kubeconfig instead of manifests",
+		change: func(c *StraitConfig) {
+			c.Clusters[1].Manifests, c.Clusters[1].Kubeconfig = "", "eu.kubeconfig"
+		},
+	}, {
+		name: "both manifests and a kubeconfig",
+		change: func(c *StraitConfig) {
+			c.Clusters[0].Kubeconfig = "us.kubeconfig"
+		},
+		want: []string{
+			`clusters[0].kubeconfig: Forbidden: a cluster has manifests or a kubeconfig, not both`,
 		},
 	}, {
 		name: "addresses",

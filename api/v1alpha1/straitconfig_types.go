@@ -58,8 +58,9 @@ type StraitConfig struct {
 	Admin string `json:"admin,omitempty"`
 }
 
-// ClusterConfig describes one member cluster whose resources are read from a directory of
-// manifests.
+// ClusterConfig describes one member cluster, whose resources are read either from a directory
+// of manifests (the file provider) or from its API server through a kubeconfig (the Kubernetes
+// provider of `strait controller`). Exactly one of Manifests and Kubeconfig is set.
 type ClusterConfig struct {
 	// Name identifies the cluster: a DNS label (RFC 1123), unique among the clusters.
 	Name string `json:"name"`
@@ -85,7 +86,14 @@ type ClusterConfig struct {
 
 	// Manifests is the directory holding the cluster's YAML manifests, read recursively.
 	// A relative path is relative to the directory of the configuration file.
-	Manifests string `json:"manifests"`
+	// +optional
+	Manifests string `json:"manifests,omitempty"`
+
+	// Kubeconfig is the path of a kubeconfig file for the cluster's API server; its current
+	// context is used. A relative path is relative to the directory of the configuration file.
+	// Only `strait controller` reads such clusters.
+	// +optional
+	Kubeconfig string `json:"kubeconfig,omitempty"`
 }
 
 // ProxyConfig configures the edge proxy of the all-in-one process.

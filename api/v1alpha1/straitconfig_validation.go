@@ -11,7 +11,7 @@ import (
 
 // Validate reports every problem of a defaulted StraitConfig, each with its field path
 // (for example clusters[1].name). It checks only the file itself: whether each manifests
-// directory exists is for the loader to check, since it depends on where the file is.
+// directory or kubeconfig file exists is for the loader to check, since it depends on where the file is.
 func (c *StraitConfig) Validate() field.ErrorList {
 	var errs field.ErrorList
 	if gv := SchemeGroupVersion.String(); c.APIVersion != gv {
@@ -41,8 +41,11 @@ func (c *StraitConfig) Validate() field.ErrorList {
 		}
 		seen[cl.Name] = true
 		errs = append(errs, metav1validation.ValidateLabels(cl.Labels, p.Child("labels"))...)
-		if cl.Manifests == "" {
-			errs = append(errs, field.Required(p.Child("manifests"), "a directory of YAML manifests"))
+		switch {
+		case cl.Manifests == "" && cl.Kubeconfig == "":
+			errs = append(errs, field.Required(p.Child("manifests"), "a directory of YAML manifests, or a kubeconfig"))
+		case cl.Manifests != "" && cl.Kubeconfig != "":
+			errs = append(errs, field.Forbidden(p.Child("kubeconfig"), "a cluster has manifests or a kubeconfig, not both"))
 		}
 	}
 

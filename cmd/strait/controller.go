@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/provider/file"
 	"github.com/strait-gw/strait/translator"
 	"github.com/strait-gw/strait/xds"
@@ -18,34 +19,63 @@ import (
 
 func newControllerCommand() *cobra.Command {
 	var configPath, xdsAddr, adminAddr string
+	var kf kubeFlags
 	cmd := &cobra.Command{
-		Use:   "controller --config FILE",
+		Use:   "controller [--config FILE] [--kubeconfig NAME=PATH]... [--home-kubeconfig PATH | --in-cluster]",
 		Short: "Run the control plane: translate the clusters' resources and serve them over xDS",
 		Long: `controller watches the member clusters' resources, translates them on every change
 and serves the result to proxies over xDS (ADS, state-of-the-world and delta, on gRPC).
-With --config it reads the clusters from a Strait config file and their directories of
-manifests, re-publishing when a file changes. --xds and --admin override the file's
-addresses.`,
+
+With --config alone, and a config file whose clusters have manifests directories, it reads
+the files and re-publishes when one changes.
+
+With Kubernetes clusters it watches their API servers. Clusters come from --kubeconfig
+NAME=PATH flags, from config file entries that have a kubeconfig instead of manifests (the
+file then also gives each cluster's region, zone, network and labels; a flag overrides the
+entry's kubeconfig), and from the ClusterLinks of the home cluster (--home-kubeconfig or
+--in-cluster) in --namespace. Replicas elect a leader with the Lease strait-controller in
+the home cluster, or in the first --kubeconfig cluster without one; every replica serves
+xDS, only the leader writes statuses.
+
+--xds and --admin override the file's addresses.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := file.Load(configPath)
-			if err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), err)
-				return exitError{code: 1}
+			var cfg *file.Config
+			if cmd.Flags().Changed("config") || !kf.given() {
+				var err error
+				if cfg, err = file.Load(configPath); err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					return exitError{code: 1}
+				}
+			}
+			sc := straitv1alpha1.StraitConfig{}
+			sc.Default()
+			if cfg != nil {
+				sc = cfg.StraitConfig
 			}
 			if xdsAddr == "" {
-				xdsAddr = cfg.StraitConfig.XDS
+				xdsAddr = sc.XDS
 			}
 			if adminAddr == "" {
-				adminAddr = cfg.StraitConfig.Admin
+				adminAddr = sc.Admin
 			}
-			return runControlPlane(cmd.Context(), cfg, xdsAddr, adminAddr, xdsServerTLS(cmd))
+			xdsOpts := []xds.Option{xdsServerTLS(cmd)}
+			if !kf.given() && !hasKubeconfigClusters(cfg) {
+				return runControlPlane(cmd.Context(), cfg, xdsAddr, adminAddr, xdsOpts...)
+			}
+			setup, err := kf.setup(cfg)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "strait controller:", err)
+				return exitError{code: 1}
+			}
+			return runKubeControlPlane(cmd.Context(), setup, xdsAddr, adminAddr, xdsOpts...)
 		},
 	}
-	cmd.Flags().StringVar(&configPath, "config", "strait.yaml", "Strait config file")
+	cmd.Flags().StringVar(&configPath, "config", "strait.yaml", "Strait config file (optional with Kubernetes clusters)")
 	cmd.Flags().StringVar(&xdsAddr, "xds", "", "xDS listen address (default: the config file's xds)")
 	cmd.Flags().StringVar(&adminAddr, "admin", "", "admin listen address (default: the config file's admin)")
 	addXDSServerTLSFlags(cmd)
+	kf.register(cmd.Flags())
 	return cmd
 }
 
@@ -106,11 +136,23 @@ func newRegistry() *prometheus.Registry {
 
 func runControlPlane(ctx context.Context, cfg *file.Config, xdsAddr, adminAddr string, xdsOpts ...xds.Option) error {
 	reg := newRegistry()
-	provider := file.New(cfg, file.Options{})
-	cp := &controlPlane{xds: xds.NewServer(xdsAddr, reg, xdsOpts...)}
+	return serveControlPlane(ctx, reg, file.New(cfg, file.Options{}), xdsAddr, adminAddr, xdsOpts, nil)
+}
+
+// inputProvider is a provider: a runner that publishes translator inputs.
+type inputProvider interface {
+	runnable
+	Subscribe() <-chan *translator.Input
+}
+
+// serveControlPlane runs provider -> translator -> xDS server, the admin server and the
+// other stages given.
+func serveControlPlane(ctx context.Context, reg *prometheus.Registry, provider inputProvider, xdsAddr, adminAddr string,
+	xdsOpts []xds.Option, onFull func(*translator.Output), stages ...runnable) error {
+	cp := &controlPlane{xds: xds.NewServer(xdsAddr, reg, xdsOpts...), onFull: onFull}
 	admin := newAdminServer(adminAddr, reg,
 		func() bool { return cp.last.Load() != nil },
 		func() any { return cp.last.Load() })
 	runner := translator.NewRunner(provider.Subscribe(), cp.publish, reg)
-	return runAll(ctx, provider, runner, cp.xds, admin)
+	return runAll(ctx, append([]runnable{provider, runner, cp.xds, admin}, stages...)...)
 }

@@ -66,22 +66,37 @@ func (cfg *Config) decode(data []byte) ErrorList {
 	fieldErrs := c.Validate()
 	dir := filepath.Dir(cfg.Path)
 	for i := range c.Clusters {
-		m := &c.Clusters[i].Manifests
-		if *m == "" {
-			continue
+		p := field.NewPath("clusters").Index(i)
+		if err := resolvePath(dir, &c.Clusters[i].Manifests, p.Child("manifests"), true); err != nil {
+			fieldErrs = append(fieldErrs, err)
 		}
-		written := *m
-		if !filepath.IsAbs(*m) {
-			*m = filepath.Join(dir, *m)
-		}
-		*m = filepath.Clean(*m)
-		if fi, err := os.Stat(*m); err != nil || !fi.IsDir() {
-			p := field.NewPath("clusters").Index(i).Child("manifests")
-			fieldErrs = append(fieldErrs, field.Invalid(p, written, fmt.Sprintf("directory %s does not exist", *m)))
+		if err := resolvePath(dir, &c.Clusters[i].Kubeconfig, p.Child("kubeconfig"), false); err != nil {
+			fieldErrs = append(fieldErrs, err)
 		}
 	}
 	for _, fe := range fieldErrs {
 		errs = append(errs, at(lineOf(root, fe.Field), fe))
 	}
 	return errs
+}
+
+// resolvePath makes a non-empty *path absolute against dir and checks that it exists, as a
+// directory when wantDir and as a file otherwise.
+func resolvePath(dir string, path *string, p *field.Path, wantDir bool) *field.Error {
+	if *path == "" {
+		return nil
+	}
+	written := *path
+	if !filepath.IsAbs(*path) {
+		*path = filepath.Join(dir, *path)
+	}
+	*path = filepath.Clean(*path)
+	fi, err := os.Stat(*path)
+	switch {
+	case wantDir && (err != nil || !fi.IsDir()):
+		return field.Invalid(p, written, fmt.Sprintf("directory %s does not exist", *path))
+	case !wantDir && (err != nil || fi.IsDir()):
+		return field.Invalid(p, written, fmt.Sprintf("file %s does not exist", *path))
+	}
+	return nil
 }

@@ -67,6 +67,8 @@ clusters:
 - name: eu
 - region: nowhere
   manifests: clusters/ok
+- name: ap
+  kubeconfig: ap.kubeconfig
 proxy:
   bindAddress: localhost
 xds: 127.0.0.1
@@ -83,11 +85,12 @@ admin: "[::1]:99999"
 		`strait.yaml:7: clusters[1].labels: Invalid value: "bad key!": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`,
 		`strait.yaml:8: clusters[1].manifests: Invalid value: "clusters/missing": directory clusters/missing does not exist`,
 		`strait.yaml:9: clusters[2].name: Duplicate value: "eu"`,
-		`strait.yaml:9: clusters[2].manifests: Required value: a directory of YAML manifests`,
+		`strait.yaml:9: clusters[2].manifests: Required value: a directory of YAML manifests, or a kubeconfig`,
 		`strait.yaml:10: clusters[3].name: Required value: a DNS label`,
-		`strait.yaml:13: proxy.bindAddress: Invalid value: "localhost": must be an IP address`,
-		`strait.yaml:14: xds: Invalid value: "127.0.0.1": must be host:port`,
-		`strait.yaml:15: admin: Invalid value: "[::1]:99999": port must be a number from 0 to 65535`,
+		`strait.yaml:13: clusters[4].kubeconfig: Invalid value: "ap.kubeconfig": file ap.kubeconfig does not exist`,
+		`strait.yaml:15: proxy.bindAddress: Invalid value: "localhost": must be an IP address`,
+		`strait.yaml:16: xds: Invalid value: "127.0.0.1": must be host:port`,
+		`strait.yaml:17: admin: Invalid value: "[::1]:99999": port must be a number from 0 to 65535`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
@@ -155,5 +158,31 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("error %v, want one wrapping os.ErrNotExist", err)
+	}
+}
+
+// TestLoadKubeconfigCluster checks that a kubeconfig path is resolved against the file's
+// directory, and that the file provider refuses to read such a cluster's manifests.
+func TestLoadKubeconfigCluster(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"us.kubeconfig": "apiVersion: v1\nkind: Config\n",
+		"strait.yaml": `apiVersion: strait.dev/v1alpha1
+kind: StraitConfig
+clusters:
+- name: us
+  kubeconfig: us.kubeconfig
+`,
+	})
+	cfg, err := Load(filepath.Join(dir, "strait.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.StraitConfig.Clusters[0].Kubeconfig, filepath.Join(dir, "us.kubeconfig"); got != want {
+		t.Errorf("kubeconfig %q, want %q", got, want)
+	}
+	_, _, err = LoadInput(cfg)
+	if err == nil || !strings.Contains(err.Error(), "only strait controller reads kubeconfig clusters") {
+		t.Errorf("LoadInput error %v, want one refusing the kubeconfig cluster", err)
 	}
 }

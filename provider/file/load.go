@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/translator"
@@ -47,7 +48,13 @@ func LoadInput(cfg *Config) (*translator.Input, []Warning, error) {
 	}
 	var errs ErrorList
 	var warnings []Warning
-	for _, c := range cfg.StraitConfig.Clusters {
+	for i, c := range cfg.StraitConfig.Clusters {
+		if c.Kubeconfig != "" {
+			p := field.NewPath("clusters").Index(i).Child("kubeconfig")
+			errs = append(errs, fileError(cfg.Path, 0, field.Invalid(p, c.Kubeconfig,
+				"cluster "+c.Name+" is read from its API server: only strait controller reads kubeconfig clusters")))
+			continue
+		}
 		l := newClusterLoader(c)
 		l.load(c.Manifests)
 		in.Clusters = append(in.Clusters, l.cr)

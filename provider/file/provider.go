@@ -10,6 +10,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/strait-gw/strait/provider/internal/latest"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -37,7 +38,7 @@ type Provider struct {
 	cfg    *Config
 	opts   Options
 	log    *slog.Logger
-	inputs latest[*translator.Input]
+	inputs latest.Value[*translator.Input]
 }
 
 // New returns a Provider for a loaded configuration. The configuration file is watched too:
@@ -60,7 +61,7 @@ func (p *Provider) Name() string { return "file-provider" }
 // Subscribe returns a channel that receives the latest Input: the current one, if any, and
 // each new one. The channel holds one value, and a newer Input replaces one not yet read.
 // It is closed when Start returns.
-func (p *Provider) Subscribe() <-chan *translator.Input { return p.inputs.subscribe() }
+func (p *Provider) Subscribe() <-chan *translator.Input { return p.inputs.Subscribe() }
 
 // Start loads the manifests and publishes the Input, then watches the configuration file
 // and every manifests directory (subdirectories created later included) and publishes a
@@ -72,7 +73,7 @@ func (p *Provider) Subscribe() <-chan *translator.Input { return p.inputs.subscr
 // Start blocks until ctx is done and then returns nil. It returns an error at once if the
 // watcher cannot be created or the first load fails: there is no good Input to serve then.
 func (p *Provider) Start(ctx context.Context) error {
-	defer p.inputs.close()
+	defer p.inputs.Close()
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("file provider: create watcher: %w", err)
@@ -85,7 +86,7 @@ func (p *Provider) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("file provider: %w", err)
 	}
-	p.inputs.publish(last)
+	p.inputs.Publish(last)
 	failed := false
 
 	// The timer is armed by changes and fires once they stop for opts.Debounce. (Since
@@ -128,7 +129,7 @@ func (p *Provider) Start(ctx context.Context) error {
 			failed = false
 			last = in
 			p.log.Info("configuration reloaded", "clusters", len(in.Clusters))
-			p.inputs.publish(in)
+			p.inputs.Publish(in)
 		}
 	}
 }

@@ -1,11 +1,13 @@
-package file
+// Package latest hands the newest value of a stream to every subscriber: the providers
+// publish translator inputs through it.
+package latest
 
 import "sync"
 
-// latest hands the newest value to every subscriber. Each subscriber has a channel of
+// Value hands the newest value to every subscriber. Each subscriber has a channel of
 // capacity one; a new value replaces one the subscriber has not read yet, so a slow
 // subscriber only ever sees the newest value and the publisher never blocks.
-type latest[T any] struct {
+type Value[T any] struct {
 	mu     sync.Mutex
 	subs   []chan T
 	value  T
@@ -13,9 +15,9 @@ type latest[T any] struct {
 	closed bool
 }
 
-// subscribe returns a channel that receives the current value, if any, and every later
-// one. It is closed by close, after the last value.
-func (l *latest[T]) subscribe() <-chan T {
+// Subscribe returns a channel that receives the current value, if any, and every later
+// one. It is closed by Close, after the last value.
+func (l *Value[T]) Subscribe() <-chan T {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ch := make(chan T, 1)
@@ -30,8 +32,8 @@ func (l *latest[T]) subscribe() <-chan T {
 	return ch
 }
 
-// publish replaces the current value and hands it to every subscriber.
-func (l *latest[T]) publish(v T) {
+// Publish replaces the current value and hands it to every subscriber.
+func (l *Value[T]) Publish(v T) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.value, l.has = v, true
@@ -46,8 +48,8 @@ func (l *latest[T]) publish(v T) {
 	}
 }
 
-// close closes every subscriber's channel; later subscribers get a closed channel too.
-func (l *latest[T]) close() {
+// Close closes every subscriber's channel; later subscribers get a closed channel too.
+func (l *Value[T]) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true

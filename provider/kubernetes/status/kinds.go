@@ -1,0 +1,149 @@
+package status
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/strait-gw/strait/translator"
+)
+
+// kind writes the status of the objects of one kind.
+type kind struct {
+	// removable kinds hold one status entry per controller (routes, policies): when the
+	// translator stops giving such an object a status, Strait's entries are removed from it.
+	removable bool
+	// write reads the object, merges want (nil: remove Strait's entries) into its status and
+	// updates the status subresource when that changed it. It returns the result label.
+	write func(ctx context.Context, c gwclient.Interface, namespace, name string, want any, now metav1.Time) (string, error)
+}
+
+// kinds are the kinds whose status the translator computes, by the Kind of translator.Status.
+// Supporting another kind is one entry here.
+var kinds = map[string]kind{
+	"GatewayClass": {write: objectStatus[*gwapiv1.GatewayClass, gwapiv1.GatewayClassStatus]{
+		client: func(c gwclient.Interface, _ string) statusClient[*gwapiv1.GatewayClass] {
+			return c.GatewayV1().GatewayClasses()
+		},
+		status: func(o *gwapiv1.GatewayClass) *gwapiv1.GatewayClassStatus { return &o.Status },
+		ours:   func(o *gwapiv1.GatewayClass) bool { return o.Spec.ControllerName == translator.ControllerName },
+		merge:  mergeGatewayClass,
+	}.write},
+	"Gateway": {write: objectStatus[*gwapiv1.Gateway, gwapiv1.GatewayStatus]{
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.Gateway] {
+			return c.GatewayV1().Gateways(ns)
+		},
+		status: func(o *gwapiv1.Gateway) *gwapiv1.GatewayStatus { return &o.Status },
+		merge:  mergeGateway,
+	}.write},
+	"HTTPRoute": {removable: true, write: objectStatus[*gwapiv1.HTTPRoute, gwapiv1.RouteStatus]{
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.HTTPRoute] {
+			return c.GatewayV1().HTTPRoutes(ns)
+		},
+		status: func(o *gwapiv1.HTTPRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
+		wantAs: routeStatusOf(func(s *gwapiv1.HTTPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
+		merge:  mergeRoute,
+	}.write},
+	"GRPCRoute": {removable: true, write: objectStatus[*gwapiv1.GRPCRoute, gwapiv1.RouteStatus]{
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.GRPCRoute] {
+			return c.GatewayV1().GRPCRoutes(ns)
+		},
+		status: func(o *gwapiv1.GRPCRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
+		wantAs: routeStatusOf(func(s *gwapiv1.GRPCRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
+		merge:  mergeRoute,
+	}.write},
+	"TLSRoute": {removable: true, write: objectStatus[*gwapiv1.TLSRoute, gwapiv1.RouteStatus]{
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.TLSRoute] {
+			return c.GatewayV1().TLSRoutes(ns)
+		},
+		status: func(o *gwapiv1.TLSRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
+		wantAs: routeStatusOf(func(s *gwapiv1.TLSRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
+		merge:  mergeRoute,
+	}.write},
+	"TCPRoute": {removable: true, write: objectStatus[*gwapiv1.TCPRoute, gwapiv1.RouteStatus]{
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.TCPRoute] {
+			return c.GatewayV1().TCPRoutes(ns)
+		},
+		status: func(o *gwapiv1.TCPRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
+		wantAs: routeStatusOf(func(s *gwapiv1.TCPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
+		merge:  mergeRoute,
+	}.write},
+	"BackendTLSPolicy": {removable: true, write: objectStatus[*gwapiv1.BackendTLSPolicy, gwapiv1.PolicyStatus]{
+		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.BackendTLSPolicy] {
+			return c.GatewayV1().BackendTLSPolicies(ns)
+		},
+		status: func(o *gwapiv1.BackendTLSPolicy) *gwapiv1.PolicyStatus { return &o.Status },
+		merge:  mergePolicy,
+	}.write},
+}
+
+// statusClient is the part of a generated typed client the writer uses.
+type statusClient[O any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (O, error)
+	UpdateStatus(ctx context.Context, obj O, opts metav1.UpdateOptions) (O, error)
+}
+
+// routeStatusOf returns a wantAs for a route kind whose status type T embeds RouteStatus.
+func routeStatusOf[T any](inner func(*T) *gwapiv1.RouteStatus) func(any) (*gwapiv1.RouteStatus, bool) {
+	return func(v any) (*gwapiv1.RouteStatus, bool) {
+		s, ok := v.(*T)
+		if !ok {
+			return nil, false
+		}
+		return inner(s), true
+	}
+}
+
+// objectStatus writes the status S of objects of type O.
+type objectStatus[O metav1.Object, S any] struct {
+	// client returns the typed client of the kind in a namespace ("" for cluster-scoped kinds).
+	client func(c gwclient.Interface, namespace string) statusClient[O]
+	// status points into the object at the part of its status that is merged.
+	status func(O) *S
+	// wantAs converts the translator's status to *S; nil when it is *S already.
+	wantAs func(any) (*S, bool)
+	// ours reports whether Strait may write the object's status at all; nil means yes.
+	ours func(O) bool
+	// merge returns the status the object should have: want merged into live, keeping what
+	// other controllers wrote. want is nil when Strait's entries are to be removed.
+	// generation is the live object's, for conditions that lack an observedGeneration.
+	merge func(live, want *S, generation int64, now metav1.Time) S
+}
+
+func (k objectStatus[O, S]) write(ctx context.Context, c gwclient.Interface, namespace, name string, want any, now metav1.Time) (string, error) {
+	var w *S
+	if want != nil {
+		var ok bool
+		if k.wantAs != nil {
+			w, ok = k.wantAs(want)
+		} else {
+			w, ok = want.(*S)
+		}
+		if !ok {
+			return resultError, fmt.Errorf("status is a %T, not the kind's status type", want)
+		}
+	}
+	client := k.client(c, namespace)
+	obj, err := client.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("reading: %w", err)
+	}
+	if k.ours != nil && !k.ours(obj) {
+		return resultNotOurs, nil
+	}
+	live := k.status(obj)
+	merged := k.merge(live, w, obj.GetGeneration(), now)
+	// Semantic equality treats nil and empty lists alike, as the API server's round trip does.
+	if equality.Semantic.DeepEqual(*live, merged) {
+		return resultUnchanged, nil
+	}
+	*live = merged
+	if _, err := client.UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
+		return "", fmt.Errorf("updating status: %w", err)
+	}
+	return resultWritten, nil
+}

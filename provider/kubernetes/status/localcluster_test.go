@@ -1,0 +1,153 @@
+//go:build localcluster
+
+// This test runs against a real API server (e2e/localcluster, from the localcluster branch):
+// go test -tags localcluster ./provider/kubernetes/status -run TestLocalCluster
+
+package status
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/strait-gw/strait/e2e/localcluster"
+	"github.com/strait-gw/strait/translator"
+)
+
+// TestLocalCluster writes the statuses of a translation to a real API server, keeps another
+// controller's route parent, and checks that writing the same translation again writes
+// nothing: what Strait writes reads back equal after the API server's defaulting.
+func TestLocalCluster(t *testing.T) {
+	fleet := localcluster.StartForTest(t, localcluster.Options{Clusters: []string{"us"}})
+	cfg := fleet.Cluster("us").Config
+	gw, err := gwclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	api := gw.GatewayV1()
+	mustCreate := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCreate(api.GatewayClasses().Create(ctx, &gwapiv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "strait"},
+		Spec: gwapiv1.GatewayClassSpec{ControllerName: translator.ControllerName}}, metav1.CreateOptions{}))
+	mustCreate(api.Gateways("default").Create(ctx, &gwapiv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: gwapiv1.GatewaySpec{GatewayClassName: "strait", Listeners: []gwapiv1.Listener{{Name: "http", Protocol: gwapiv1.HTTPProtocolType, Port: 8080}}}},
+		metav1.CreateOptions{}))
+	mustCreate(kube.CoreV1().Services("default").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}, metav1.CreateOptions{}))
+	route, err := api.HTTPRoutes("default").Create(ctx, &gwapiv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"},
+		Spec: gwapiv1.HTTPRouteSpec{
+			CommonRouteSpec: gwapiv1.CommonRouteSpec{ParentRefs: []gwapiv1.ParentReference{{Name: "web"}, {Name: "theirs"}}},
+			Rules:           []gwapiv1.HTTPRouteRule{{BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "echo", Port: new(gwapiv1.PortNumber(80))}}}}}},
+		}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another controller already wrote its parent entry.
+	theirs := gwapiv1.RouteParentStatus{ParentRef: gwapiv1.ParentReference{Name: "theirs"}, ControllerName: "example.com/other",
+		Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", LastTransitionTime: metav1.Now()}}}
+	route.Status.Parents = []gwapiv1.RouteParentStatus{theirs}
+	if _, err := api.HTTPRoutes("default").UpdateStatus(ctx, route, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	w, err := New(Options{Clients: func(string) (gwclient.Interface, bool) { return gw, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.queue.ShutDown)
+	pass := func() {
+		t.Helper()
+		w.Update(translator.Translate(readInput(t, kube, gw)).Statuses)
+		w.Resync()
+		for w.queue.Len() > 0 {
+			w.processNext(ctx)
+		}
+	}
+	count := func(result string) float64 {
+		var n float64
+		for _, kind := range []string{"GatewayClass", "Gateway", "HTTPRoute"} {
+			n += testutil.ToFloat64(w.metrics.writes.WithLabelValues(kind, result))
+		}
+		return n
+	}
+
+	pass()
+	if n := count(resultWritten); n != 3 {
+		t.Errorf("%v statuses written, want 3 (GatewayClass, Gateway, HTTPRoute)", n)
+	}
+	if n := count(resultError); n != 0 {
+		t.Fatalf("%v writes failed; see the log", n)
+	}
+	got, err := api.HTTPRoutes("default").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Status.Parents) != 2 || got.Status.Parents[0].ControllerName != "example.com/other" ||
+		got.Status.Parents[1].ControllerName != translator.ControllerName {
+		t.Errorf("route parents %+v, want the other controller's then Strait's", got.Status.Parents)
+	}
+	gateway, err := api.Gateways("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gateway.Status.Addresses) == 0 || len(gateway.Status.Listeners) != 1 {
+		t.Errorf("Gateway status %+v, want addresses and one listener", gateway.Status)
+	}
+
+	// The status writes change the objects' resourceVersions but not what the translator
+	// sees: a second pass writes nothing.
+	pass()
+	if n := count(resultWritten); n != 3 {
+		t.Errorf("a second pass wrote %v more statuses: what Strait writes does not read back equal", n-3)
+	}
+}
+
+// readInput reads one cluster's resources the translator uses here.
+func readInput(t *testing.T, kube kubernetes.Interface, gw gwclient.Interface) *translator.Input {
+	t.Helper()
+	ctx := t.Context()
+	res := &translator.ClusterResources{Cluster: translator.Cluster{Name: "us"}}
+	classes, err := gw.GatewayV1().GatewayClasses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range classes.Items {
+		res.GatewayClasses = append(res.GatewayClasses, &classes.Items[i])
+	}
+	gateways, err := gw.GatewayV1().Gateways("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range gateways.Items {
+		res.Gateways = append(res.Gateways, &gateways.Items[i])
+	}
+	routes, err := gw.GatewayV1().HTTPRoutes("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range routes.Items {
+		res.HTTPRoutes = append(res.HTTPRoutes, &routes.Items[i])
+	}
+	svcs, err := kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range svcs.Items {
+		res.Services = append(res.Services, &svcs.Items[i])
+	}
+	return &translator.Input{Clusters: []*translator.ClusterResources{res}, BindAddress: "127.0.0.1"}
+}
