@@ -128,6 +128,13 @@ e2e: ## End-to-end tests under e2e/ (skipped when e2e/ does not exist yet).
 
 ##@ Tools and housekeeping
 
+CLUSTERS ?= us,eu,ap
+LOCALCLUSTER_FLAGS ?=
+
+.PHONY: localcluster
+localcluster: ## Local Kubernetes clusters on loopback until Ctrl-C (CLUSTERS=us,eu,ap; hack/localcluster/README.md).
+	$(GO) run ./hack/localcluster up --clusters $(CLUSTERS) $(LOCALCLUSTER_FLAGS)
+
 .PHONY: tools
 tools: ## Build the pinned dev tools into the Go build cache (the first build takes minutes).
 	$(LINT) version

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -67,7 +68,7 @@ func (c *Cluster) file(name string) string { return filepath.Join(c.Dir, name) }
 // newCluster writes the cluster's certificates, keys and kubeconfigs into dir, picks its
 // ports, and prepares (without starting) its processes.
 func newCluster(name string, index int, dir string, bins Binaries) (*Cluster, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := freshDir(dir); err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", name, err)
 	}
 	ports, err := freePorts(3)
@@ -136,6 +137,33 @@ func newCluster(name string, index int, dir string, bins Binaries) (*Cluster, er
 		"--secure-port=0",
 	}}
 	return c, nil
+}
+
+// markerFile marks a directory as a local cluster's, which a later Start may replace.
+const markerFile = ".localcluster"
+
+// freshDir makes dir an empty directory. A previous run's cluster directory is replaced
+// (its CA, keys and ports would not match the new cluster's); any other non-empty
+// directory is an error rather than something to delete.
+func freshDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	case len(entries) == 0:
+	default:
+		if _, err := os.Stat(filepath.Join(dir, markerFile)); err != nil {
+			return fmt.Errorf("%s is not empty and not a local cluster's directory; remove it or choose another directory", dir)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("removing the previous cluster: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, markerFile), nil, 0o600)
 }
 
 // writeFiles writes the CA, the API server's serving certificate, the service account

@@ -373,7 +373,7 @@ func checkControllerManager(t *testing.T, c *Cluster) {
 	}
 
 	var pods []corev1.Pod
-	poll(t, ctx, "the Deployment's ReplicaSet to create 2 pods", func() (bool, error) {
+	poll(ctx, t, "the Deployment's ReplicaSet to create 2 pods", func() (bool, error) {
 		list, err := client.CoreV1().Pods(ns.Name).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -408,7 +408,7 @@ func checkControllerManager(t *testing.T, c *Cluster) {
 		}
 	}
 
-	poll(t, ctx, "an EndpointSlice with both pods' IPs, ready", func() (bool, error) {
+	poll(ctx, t, "an EndpointSlice with both pods' IPs, ready", func() (bool, error) {
 		list, err := client.DiscoveryV1().EndpointSlices(ns.Name).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=echo"})
 		if err != nil {
 			return false, err
@@ -432,7 +432,7 @@ func checkControllerManager(t *testing.T, c *Cluster) {
 	if err := client.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, ctx, "the namespace to be deleted", func() (bool, error) {
+	poll(ctx, t, "the namespace to be deleted", func() (bool, error) {
 		list, err := client.CoreV1().Pods(ns.Name).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -453,7 +453,7 @@ func checkControllerManager(t *testing.T, c *Cluster) {
 	}
 }
 
-func poll(t *testing.T, ctx context.Context, what string, cond func() (bool, error)) {
+func poll(ctx context.Context, t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
 	var lastErr error
 	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
@@ -510,4 +510,35 @@ func module(t testing.TB, path string) (version, dir string) {
 		t.Fatalf("go mod download %s: %q (%v)", path, out, err)
 	}
 	return m.Version, m.Dir
+}
+
+// TestFreshDir checks that a previous run's cluster directory is replaced and that any
+// other non-empty directory is left alone.
+func TestFreshDir(t *testing.T) {
+	previous := filepath.Join(t.TempDir(), "us")
+	if err := freshDir(previous); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(previous, "kubeconfig")
+	if err := os.WriteFile(stale, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := freshDir(previous); err != nil {
+		t.Fatalf("previous run's directory: %v", err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("previous run's kubeconfig is still there (%v)", err)
+	}
+
+	other := t.TempDir()
+	precious := filepath.Join(other, "notes.txt")
+	if err := os.WriteFile(precious, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := freshDir(other); err == nil {
+		t.Error("freshDir accepted a non-empty directory that is not a cluster's")
+	}
+	if _, err := os.Stat(precious); err != nil {
+		t.Errorf("freshDir touched a directory that is not a cluster's: %v", err)
+	}
 }
