@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Volumes: a pod's secret, configMap and emptyDir volumes are directories under the pod's
+// Volumes: a pod's volumes are directories under the pod's
 // state directory, written once when a container first needs them (later changes to the
 // Secret or ConfigMap are not propagated). A container that mounts volumes runs in a
 // private mount namespace (unshare --mount --propagation private) where each one is
@@ -80,28 +82,21 @@ func (w *podWorker) prepareVolume(ctx context.Context, pod *corev1.Pod, name str
 		return "", fmt.Errorf("volume %s is not in the pod", name)
 	}
 	dir := filepath.Join(v.dir, name)
-	var (
-		data  map[string]string
-		items []corev1.KeyToPath
-		mode  *int32
-		err   error
-	)
-	switch {
-	case spec.EmptyDir != nil:
-	case spec.Secret != nil:
-		data, err = w.secretData(ctx, pod.Namespace, spec.Secret.SecretName, spec.Secret.Optional)
-		items, mode = spec.Secret.Items, spec.Secret.DefaultMode
-	case spec.ConfigMap != nil:
-		data, err = w.configMapData(ctx, pod.Namespace, spec.ConfigMap.Name, spec.ConfigMap.Optional)
-		items, mode = spec.ConfigMap.Items, spec.ConfigMap.DefaultMode
-	default:
-		return "", fmt.Errorf("volume %s: only secret, configMap and emptyDir volumes are supported", name)
-	}
+	files, err := w.volumeFiles(ctx, pod, spec)
 	if err != nil {
 		return "", fmt.Errorf("volume %s: %w", name, err)
 	}
-	if err := writeVolume(dir, data, items, mode); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("volume %s: %w", name, err)
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, filepath.Clean("/"+f.path))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return "", fmt.Errorf("volume %s: %w", name, err)
+		}
+		if err := os.WriteFile(path, []byte(f.data), f.mode); err != nil {
+			return "", fmt.Errorf("volume %s: %w", name, err)
+		}
 	}
 	if v.prepared == nil {
 		v.prepared = map[string]string{}
@@ -110,36 +105,133 @@ func (w *podWorker) prepareVolume(ctx context.Context, pod *corev1.Pod, name str
 	return dir, nil
 }
 
-// writeVolume writes each key (or each item's key at its path) as a file.
-func writeVolume(dir string, data map[string]string, items []corev1.KeyToPath, defaultMode *int32) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+// volumeFile is a file of a volume, at a path relative to the volume's root.
+type volumeFile struct {
+	path string
+	data string
+	mode os.FileMode
+}
+
+// volumeFiles lists the files of a volume: an emptyDir has none; secret, configMap,
+// downwardAPI and projected volumes (the service account's kube-api-access volume among
+// them) have their keys' or items' files.
+func (w *podWorker) volumeFiles(ctx context.Context, pod *corev1.Pod, spec *corev1.Volume) ([]volumeFile, error) {
+	switch {
+	case spec.EmptyDir != nil:
+		return nil, nil
+	case spec.Secret != nil:
+		data, err := w.secretData(ctx, pod.Namespace, spec.Secret.SecretName, spec.Secret.Optional)
+		if err != nil {
+			return nil, err
+		}
+		return keyFiles(data, spec.Secret.Items, spec.Secret.DefaultMode)
+	case spec.ConfigMap != nil:
+		data, err := w.configMapData(ctx, pod.Namespace, spec.ConfigMap.Name, spec.ConfigMap.Optional)
+		if err != nil {
+			return nil, err
+		}
+		return keyFiles(data, spec.ConfigMap.Items, spec.ConfigMap.DefaultMode)
+	case spec.DownwardAPI != nil:
+		return w.downwardAPIFiles(pod, spec.DownwardAPI.Items, spec.DownwardAPI.DefaultMode)
+	case spec.Projected != nil:
+		return w.projectedFiles(ctx, pod, spec.Projected)
 	}
+	return nil, fmt.Errorf("only secret, configMap, downwardAPI, projected and emptyDir volumes are supported")
+}
+
+func (w *podWorker) projectedFiles(ctx context.Context, pod *corev1.Pod, p *corev1.ProjectedVolumeSource) ([]volumeFile, error) {
+	var files []volumeFile
+	for _, src := range p.Sources {
+		var more []volumeFile
+		var err error
+		switch {
+		case src.Secret != nil:
+			var data map[string]string
+			if data, err = w.secretData(ctx, pod.Namespace, src.Secret.Name, src.Secret.Optional); err == nil {
+				more, err = keyFiles(data, src.Secret.Items, p.DefaultMode)
+			}
+		case src.ConfigMap != nil:
+			var data map[string]string
+			if data, err = w.configMapData(ctx, pod.Namespace, src.ConfigMap.Name, src.ConfigMap.Optional); err == nil {
+				more, err = keyFiles(data, src.ConfigMap.Items, p.DefaultMode)
+			}
+		case src.DownwardAPI != nil:
+			more, err = w.downwardAPIFiles(pod, src.DownwardAPI.Items, p.DefaultMode)
+		case src.ServiceAccountToken != nil:
+			more, err = w.tokenFile(ctx, pod, src.ServiceAccountToken, p.DefaultMode)
+		default:
+			err = fmt.Errorf("projected sources other than secret, configMap, downwardAPI and serviceAccountToken are not supported")
+		}
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, more...)
+	}
+	return files, nil
+}
+
+// tokenFile asks the API for a token of the pod's service account, bound to the pod.
+func (w *podWorker) tokenFile(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection, mode *int32) ([]volumeFile, error) {
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		ExpirationSeconds: src.ExpirationSeconds,
+		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+	}}
+	if src.Audience != "" {
+		req.Spec.Audiences = []string{src.Audience}
+	}
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	tok, err := w.k.opts.Client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("service account token: %w", err)
+	}
+	return []volumeFile{{path: src.Path, data: tok.Status.Token, mode: fileMode(nil, mode)}}, nil
+}
+
+func (w *podWorker) downwardAPIFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, mode *int32) ([]volumeFile, error) {
+	var files []volumeFile
+	for _, it := range items {
+		if it.FieldRef == nil {
+			return nil, fmt.Errorf("downwardAPI %s: only fieldRef is supported", it.Path)
+		}
+		v, err := w.fieldValue(pod, it.FieldRef.FieldPath)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, volumeFile{path: it.Path, data: v, mode: fileMode(it.Mode, mode)})
+	}
+	return files, nil
+}
+
+// keyFiles is each key (or each item's key at its path) as a file.
+func keyFiles(data map[string]string, items []corev1.KeyToPath, defaultMode *int32) ([]volumeFile, error) {
 	if items == nil {
 		for k := range data {
 			items = append(items, corev1.KeyToPath{Key: k, Path: k})
 		}
 	}
+	files := make([]volumeFile, 0, len(items))
 	for _, it := range items {
 		value, ok := data[it.Key]
 		if !ok {
-			return fmt.Errorf("key %q not found", it.Key)
+			return nil, fmt.Errorf("key %q not found", it.Key)
 		}
-		mode := os.FileMode(0o644)
-		if it.Mode != nil {
-			mode = os.FileMode(*it.Mode) //nolint:gosec // file modes are small
-		} else if defaultMode != nil {
-			mode = os.FileMode(*defaultMode) //nolint:gosec // file modes are small
-		}
-		path := filepath.Join(dir, filepath.Clean("/"+it.Path))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, []byte(value), mode); err != nil {
-			return err
-		}
+		files = append(files, volumeFile{path: it.Path, data: value, mode: fileMode(it.Mode, defaultMode)})
 	}
-	return nil
+	return files, nil
+}
+
+// fileMode is the item's mode, else the volume's default, else 0644.
+func fileMode(item, defaultMode *int32) os.FileMode {
+	switch {
+	case item != nil:
+		return os.FileMode(*item) //nolint:gosec // file modes are small
+	case defaultMode != nil:
+		return os.FileMode(*defaultMode) //nolint:gosec // file modes are small
+	}
+	return 0o644
 }
 
 // release gives back the pod's mount points.
