@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -125,6 +126,8 @@ func newCluster(name string, index int, dir string, bins Binaries) (*Cluster, er
 		// which EndpointSlice validation rejects as a loopback address.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		// No request queuing to tune on a test cluster, and no FlowSchemas to bootstrap.
+		"--enable-priority-and-fairness=false",
 	}}
 	c.controllerManager = &process{name: "kube-controller-manager", path: bins.KubeControllerManager, log: c.file("kube-controller-manager.log"), args: []string{
 		"--kubeconfig=" + c.file("controller-manager.kubeconfig"),
@@ -250,7 +253,8 @@ func writeKubeconfig(path, name string, cfg *rest.Config) error {
 
 // start starts etcd, then kube-apiserver once etcd serves, then kube-controller-manager
 // once kube-apiserver is ready; it does not wait for the controller manager.
-func (c *Cluster) start(ctx context.Context) error {
+func (c *Cluster) start(ctx context.Context, log *slog.Logger) error {
+	began := time.Now()
 	if err := c.etcd.start(); err != nil {
 		return err
 	}
@@ -259,11 +263,16 @@ func (c *Cluster) start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	log.Info("etcd ready", "cluster", c.Name, "after", since(began))
 	if err := c.StartAPIServer(ctx); err != nil {
 		return err
 	}
+	log.Info("kube-apiserver ready", "cluster", c.Name, "url", c.URL, "after", since(began))
 	return c.controllerManager.start()
 }
+
+// since is the time since t, rounded for logs.
+func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
 
 // waitForControllerManager waits until the serviceaccount controller has created the
 // default namespace's "default" service account, which shows the controller manager

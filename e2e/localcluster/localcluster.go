@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,6 +40,9 @@ type Options struct {
 	// GatewayAPIChannel is the Gateway API release channel whose CRDs are installed:
 	// GatewayAPIStandard (the default) or GatewayAPIExperimental.
 	GatewayAPIChannel string
+	// Logger gets a line per cluster and startup step, with the time it took. Default:
+	// none.
+	Logger *slog.Logger
 	// Addons start per-cluster components once the cluster's control plane is ready (its
 	// CRDs Established, its controller manager running), in order; Stop stops them in
 	// reverse order before the control plane.
@@ -86,6 +90,10 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 			return nil, fmt.Errorf("localcluster: cluster %q named twice", name)
 		}
 	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if opts.GatewayAPIChannel == "" {
 		opts.GatewayAPIChannel = GatewayAPIStandard
 	}
@@ -117,7 +125,8 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range f.Clusters {
 		g.Go(func() error {
-			if err := c.start(gctx); err != nil {
+			began := time.Now()
+			if err := c.start(gctx, log); err != nil {
 				return fmt.Errorf("cluster %s: %w", c.Name, err)
 			}
 			client, err := dynamic.NewForConfig(c.Config)
@@ -128,9 +137,11 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 			if err := installManifests(gctx, client, manifests); err != nil {
 				return fmt.Errorf("cluster %s: %w", c.Name, err)
 			}
+			log.Info("CRDs Established", "cluster", c.Name, "after", since(began))
 			if err := c.waitForControllerManager(gctx); err != nil {
 				return fmt.Errorf("cluster %s: %w", c.Name, err)
 			}
+			log.Info("kube-controller-manager working", "cluster", c.Name, "after", since(began))
 			for _, addon := range opts.Addons {
 				stop, err := addon(gctx, c)
 				if err != nil {
@@ -138,6 +149,7 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 				}
 				c.addonStops = append(c.addonStops, stop)
 			}
+			log.Info("cluster ready", "cluster", c.Name, "after", since(began))
 			return nil
 		})
 	}
@@ -191,6 +203,14 @@ func StartForTest(t testing.TB, opts Options) *Fleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// The logs go with the test's temporary directory: show their ends first.
+		if t.Failed() {
+			for _, c := range f.Clusters {
+				for _, p := range []*process{c.apiserver, c.controllerManager} {
+					t.Logf("cluster %s: %s", c.Name, p.logTail())
+				}
+			}
+		}
 		if err := f.Stop(); err != nil {
 			t.Errorf("stopping local clusters: %v", err)
 		}

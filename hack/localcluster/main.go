@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -80,6 +81,7 @@ func run(args []string, out io.Writer) error {
 		Dir:               *dir,
 		BinDir:            filepath.Dir(bins.KubeAPIServer),
 		GatewayAPIChannel: *channel,
+		Logger:            slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
 		return err
