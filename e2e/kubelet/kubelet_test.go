@@ -625,12 +625,26 @@ func getFromNetns(t *testing.T, netns, url string) echo.Response {
 	defer func() { _ = target.Close() }()
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		runtime.LockOSThread()
-		// Not unlocked: the thread's namespace changed, so it must die with the goroutine.
+		self, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			return nil, err
+		}
+		defer func() { _ = self.Close() }()
 		if err := setns(target); err != nil {
+			runtime.UnlockOSThread()
 			return nil, err
 		}
 		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
+		conn, dialErr := d.DialContext(ctx, network, addr)
+		// Back home before the thread serves other goroutines. It must not exit instead:
+		// children started from it (the clusters' processes) have Pdeathsig set, which
+		// fires when the thread that forked them dies.
+		if err := setns(self); err != nil {
+			panic(fmt.Sprintf("thread stuck in netns %s: %v", netns, err))
+		}
+		runtime.UnlockOSThread()
+		return conn, dialErr
 	}
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		type result struct {
