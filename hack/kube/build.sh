@@ -33,15 +33,28 @@ declare -A pkgs=(
 	[etcd]=go.etcd.io/etcd/server/v3
 )
 
-missing=()
-for b in "${bins[@]}"; do
-	if [[ ! -x "$out/$b" || ${STRAIT_KUBE_REBUILD:-0} == 1 ]]; then
-		missing+=("$b")
-	fi
-done
+missing_bins() {
+	missing=()
+	for b in "${bins[@]}"; do
+		if [[ ! -x "$out/$b" || ${STRAIT_KUBE_REBUILD:-0} == 1 ]]; then
+			missing+=("$b")
+		fi
+	done
+}
 
+missing_bins
 if ((${#missing[@]} > 0)); then
 	mkdir -p "$out"
+	# Test packages run in parallel (go test ./...) and may all call this script on a
+	# fresh machine: one builds, the others wait for it and then find the binaries.
+	if command -v flock >/dev/null; then
+		exec 9>"$out/.build.lock"
+		flock 9
+		missing_bins
+	fi
+fi
+
+if ((${#missing[@]} > 0)); then
 	tmp="$(mktemp -d "$out/.build.XXXXXX")"
 	trap 'rm -rf "$tmp"' EXIT
 
