@@ -27,6 +27,9 @@ import (
 	"k8s.io/client-go/dynamic"
 )
 
+// maxClusters is how many clusters get distinct 10.244.<index>.0/24 pod CIDRs.
+const maxClusters = 256
+
 // Options say which clusters to start and how.
 type Options struct {
 	// Clusters names the clusters to start (DNS labels); the first gets index 0.
@@ -79,8 +82,8 @@ func (f *Fleet) Cluster(name string) *Cluster {
 // Established and runs its controller manager and addons. ctx bounds the startup only: the
 // clusters run until Stop. On error nothing is left running.
 func Start(ctx context.Context, opts Options) (*Fleet, error) {
-	if len(opts.Clusters) == 0 {
-		return nil, errors.New("localcluster: no clusters named")
+	if len(opts.Clusters) == 0 || len(opts.Clusters) > maxClusters {
+		return nil, fmt.Errorf("localcluster: %d clusters named, want 1 to %d", len(opts.Clusters), maxClusters)
 	}
 	for i, name := range opts.Clusters {
 		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
@@ -135,7 +138,7 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 			}
 			// The controller manager starts while the CRDs are installed.
 			if err := installManifests(gctx, client, manifests); err != nil {
-				return fmt.Errorf("cluster %s: %w", c.Name, err)
+				return fmt.Errorf("cluster %s: %w\n%s", c.Name, err, c.apiserver.logTail())
 			}
 			log.Info("CRDs Established", "cluster", c.Name, "after", since(began))
 			if err := c.waitForControllerManager(gctx); err != nil {

@@ -33,14 +33,20 @@ flags:
 `
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, out io.Writer) error {
+// run runs the command until ctx ends; out gets the clusters' kubeconfigs, errOut the
+// startup log.
+func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := flag.NewFlagSet("localcluster up", flag.ContinueOnError)
+	fs.SetOutput(errOut)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -65,9 +71,6 @@ func run(args []string, out io.Writer) error {
 		*dir = abs
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	// Building missing binaries can take minutes and is not part of the startup timeout.
 	bins, err := localcluster.FindBinaries(ctx, *binDir)
 	if err != nil {
@@ -81,7 +84,7 @@ func run(args []string, out io.Writer) error {
 		Dir:               *dir,
 		BinDir:            filepath.Dir(bins.KubeAPIServer),
 		GatewayAPIChannel: *channel,
-		Logger:            slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Logger:            slog.New(slog.NewTextHandler(errOut, nil)),
 	})
 	if err != nil {
 		return err
@@ -89,7 +92,7 @@ func run(args []string, out io.Writer) error {
 	defer func() {
 		fmt.Fprintln(out, "stopping...")
 		if err := fleet.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "localcluster: stopping:", err)
+			fmt.Fprintln(errOut, "localcluster: stopping:", err)
 		}
 	}()
 
