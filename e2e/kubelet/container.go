@@ -34,7 +34,7 @@ type containerRunner struct {
 	w      *podWorker
 	spec   *corev1.Container
 	policy corev1.RestartPolicy
-	log    string        // file that collects stdout and stderr
+	logDir string        // holds <container>.<generation>.log, each process's stdout and stderr
 	done   chan struct{} // closed when run returns
 
 	mu           sync.Mutex
@@ -52,7 +52,7 @@ func newContainerRunner(w *podWorker, pod *corev1.Pod, i int) *containerRunner {
 		w:      w,
 		spec:   spec,
 		policy: pod.Spec.RestartPolicy,
-		log:    filepath.Join(w.dir, "logs", spec.Name+".log"),
+		logDir: filepath.Join(w.dir, "logs"),
 		done:   make(chan struct{}),
 		state:  corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}},
 	}
@@ -126,10 +126,11 @@ func (r *containerRunner) start(ctx context.Context) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(r.log), 0o755); err != nil {
+	if err := os.MkdirAll(r.logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("container log: %w", err)
 	}
-	logFile, err := os.OpenFile(r.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // path built from the pod's UID and container name
+	// Only this goroutine changes generation, so reading it without mu is safe here.
+	logFile, err := os.OpenFile(r.logPath(r.generation+1), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("container log: %w", err)
 	}
@@ -143,7 +144,7 @@ func (r *containerRunner) start(ctx context.Context) (*exec.Cmd, error) {
 	}
 	argv = append(argv, proc.path)
 	argv = append(argv, args...)
-	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec // the argv is built from known binaries
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = "/"
 	if r.spec.WorkingDir != "" {
@@ -166,7 +167,7 @@ func (r *containerRunner) start(ctx context.Context) (*exec.Cmd, error) {
 	}
 	r.proc = cmd.Process
 	r.generation++
-	r.restartCount = int32(r.generation - 1) //nolint:gosec // restarts are few
+	r.restartCount = int32(r.generation - 1)
 	if r.state.Terminated != nil {
 		r.lastState = r.state
 	}
@@ -174,6 +175,25 @@ func (r *containerRunner) start(ctx context.Context) (*exec.Cmd, error) {
 	r.ready = false
 	r.w.notify()
 	return cmd, nil
+}
+
+// logPath is the log of process generation gen (1 for the first).
+func (r *containerRunner) logPath(gen int) string {
+	return filepath.Join(r.logDir, fmt.Sprintf("%s.%d.log", r.spec.Name, gen))
+}
+
+// currentGeneration is the number of processes started so far.
+func (r *containerRunner) currentGeneration() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.generation
+}
+
+// runs says whether process generation gen is running.
+func (r *containerRunner) runs(gen int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.generation == gen && r.proc != nil
 }
 
 // signal sends sig to the running process, if any.
@@ -201,13 +221,13 @@ func (r *containerRunner) setTerminated(code int, startedAt time.Time) {
 	message := ""
 	if code != 0 {
 		reason = "Error"
-		message = tail(r.log, 1024) // as terminationMessagePolicy FallbackToLogsOnError
+		message = tail(r.logPath(r.generation), 1024) // as terminationMessagePolicy FallbackToLogsOnError
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.proc = nil
 	r.state = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-		ExitCode:   int32(code), //nolint:gosec // exit codes are small
+		ExitCode:   int32(code),
 		Reason:     reason,
 		Message:    message,
 		StartedAt:  metav1.NewTime(startedAt),
@@ -274,7 +294,7 @@ func exitCode(cmd *exec.Cmd, err error) int {
 
 // tail returns up to the last n bytes of a file.
 func tail(path string, n int64) string {
-	f, err := os.Open(path) //nolint:gosec // our own log file
+	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync"
@@ -59,6 +60,8 @@ type Kubelet struct {
 	log      *slog.Logger
 	net      *network
 	lock     *machineLock
+	server   *http.Server // pods/log
+	port     int
 	bins     *binaries
 	stateDir string // pods' volumes and logs
 	started  metav1.Time
@@ -121,6 +124,10 @@ func Start(ctx context.Context, opts Options) (*Kubelet, error) {
 		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		workers:  map[string]*podWorker{},
 	}
+	if k.port, err = k.startLogServer(); err != nil {
+		_ = k.Stop(ctx)
+		return nil, err
+	}
 	if err := k.registerNode(ctx); err != nil {
 		_ = k.Stop(ctx)
 		return nil, err
@@ -162,6 +169,9 @@ func (k *Kubelet) NodeIP() netip.Addr { return k.net.gateway }
 func (k *Kubelet) Stop(ctx context.Context) error {
 	k.cancel()
 	k.queue.ShutDown()
+	if k.server != nil {
+		_ = k.server.Close()
+	}
 	k.wg.Wait()
 
 	k.mu.Lock()
@@ -210,7 +220,7 @@ func (k *Kubelet) sync(key string) error {
 	}
 	pod, err := k.pods.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		// Gone without us seeing its deletion (force-deleted): kill at once.
+		// Gone without us seeing a deletionTimestamp (force-deleted): stop its processes.
 		k.stopWorker(key, "")
 		return nil
 	}
@@ -233,7 +243,7 @@ func (k *Kubelet) sync(key string) error {
 			k.mu.Unlock()
 			return nil // finished before this kubelet started; never rerun
 		}
-		if k.ctx.Err() != nil {
+		if k.stopping() {
 			k.mu.Unlock()
 			return nil
 		}
@@ -246,6 +256,9 @@ func (k *Kubelet) sync(key string) error {
 	w.update(pod)
 	return nil
 }
+
+// stopping says whether Stop has begun.
+func (k *Kubelet) stopping() bool { return k.ctx.Err() != nil }
 
 // stopWorker kills the pod worker of key unless it runs the pod with uid keep.
 func (k *Kubelet) stopWorker(key string, keep types.UID) {

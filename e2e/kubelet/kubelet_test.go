@@ -42,7 +42,7 @@ type testCluster struct {
 	bridge  string
 }
 
-// startClusters starts local clusters, each with a kubelet on bridge "stkt<index>".
+// startClusters starts local clusters, each with a kubelet.
 func startClusters(t *testing.T, names ...string) (*localcluster.Fleet, map[string]*testCluster) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -50,31 +50,16 @@ func startClusters(t *testing.T, names ...string) (*localcluster.Fleet, map[stri
 	}
 	var mu sync.Mutex
 	clusters := map[string]*testCluster{}
-	addon := func(ctx context.Context, c *localcluster.Cluster) (func() error, error) {
+	addon := kubelet.Addon(func(c *localcluster.Cluster, k *kubelet.Kubelet) {
 		client, err := kubernetes.NewForConfig(c.Config)
 		if err != nil {
-			return nil, err
+			t.Error(err)
+			return
 		}
-		cidr, err := netip.ParsePrefix(c.PodCIDR)
-		if err != nil {
-			return nil, err
-		}
-		tc := &testCluster{name: c.Name, client: client, cidr: cidr, bridge: "stkt" + strconv.Itoa(c.Index)}
-		tc.kubelet, err = kubelet.Start(ctx, kubelet.Options{
-			Client:   client,
-			NodeName: c.Name + "-node",
-			PodCIDR:  cidr,
-			Bridge:   tc.bridge,
-			Cluster:  c.Name,
-		})
-		if err != nil {
-			return nil, err
-		}
-		mu.Lock() // addons of different clusters run concurrently
-		clusters[c.Name] = tc
-		mu.Unlock()
-		return func() error { return tc.kubelet.Stop(context.Background()) }, nil
-	}
+		mu.Lock()
+		defer mu.Unlock()
+		clusters[c.Name] = &testCluster{name: c.Name, client: client, kubelet: k, cidr: k.PodCIDR(), bridge: k.Bridge()}
+	})
 	fleet := localcluster.StartForTest(t, localcluster.Options{Clusters: names, Addons: []localcluster.Addon{addon}})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -163,6 +148,18 @@ func TestKubelet(t *testing.T) {
 		}
 		if cs.Ready || got.Status.Phase != corev1.PodRunning {
 			t.Errorf("crashing pod: ready %v phase %s, want not ready and Running", cs.Ready, got.Status.Phase)
+		}
+	})
+
+	t.Run("Logs", func(t *testing.T) {
+		// Through kube-apiserver's pods/log, which it proxies to the kubelet's endpoint.
+		logs := podLogs(t, a, deployPods[0].Name, &corev1.PodLogOptions{})
+		if !strings.Contains(logs, "echo backend listening") || !strings.Contains(logs, deployPods[0].Name) {
+			t.Errorf("log of %s: %q, want the echo's start line", deployPods[0].Name, logs)
+		}
+		previous := podLogs(t, a, "crasher", &corev1.PodLogOptions{Previous: true, TailLines: ptr.To(int64(1))})
+		if !strings.Contains(previous, "256.0.0.1") || strings.Count(previous, "\n") > 1 {
+			t.Errorf("previous log of crasher, last line: %q, want the listen error", previous)
 		}
 	})
 
@@ -447,6 +444,15 @@ func testEnvAndVolumes(t *testing.T, c *testCluster) {
 	}
 }
 
+func podLogs(t *testing.T, c *testCluster, name string, opts *corev1.PodLogOptions) string {
+	t.Helper()
+	data, err := c.client.CoreV1().Pods("default").GetLogs(name, opts).DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("logs of %s: %v: %s", name, err, data)
+	}
+	return string(data)
+}
+
 // logPods logs the cluster's pod statuses, to explain a failure.
 func logPods(t *testing.T, c *testCluster) {
 	pods, err := c.client.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
@@ -663,5 +669,5 @@ func getFromNetns(t *testing.T, netns, url string) echo.Response {
 }
 
 func setns(f *os.File) error {
-	return unix.Setns(int(f.Fd()), unix.CLONE_NEWNET) //nolint:gosec // fds fit in int
+	return unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
 }

@@ -67,7 +67,7 @@ func (n *network) setUp(ctx context.Context) error {
 		}
 	}
 	fwd := filepath.Join("/proc/sys/net/ipv4/conf", n.bridge, "forwarding")
-	if err := os.WriteFile(fwd, []byte("1"), 0o644); err != nil { //nolint:gosec // a procfs switch, not a file
+	if err := os.WriteFile(fwd, []byte("1"), 0o644); err != nil {
 		return fmt.Errorf("bridge %s: enable forwarding: %w", n.bridge, err)
 	}
 	return nil

@@ -63,7 +63,7 @@ func (k *Kubelet) nodeStatus() corev1.NodeStatus {
 	memory := int64(8 << 30)
 	var info syscall.Sysinfo_t
 	if syscall.Sysinfo(&info) == nil {
-		memory = int64(info.Totalram) * int64(info.Unit) //nolint:gosec // sizes of real RAM fit
+		memory = int64(info.Totalram) * int64(info.Unit)
 	}
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:              *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
@@ -84,11 +84,10 @@ func (k *Kubelet) nodeStatus() corev1.NodeStatus {
 			condition(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 			condition(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "process kubelet is posting ready status"),
 		},
-		Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: k.net.gateway.String()},
-			{Type: corev1.NodeHostName, Address: k.opts.NodeName},
-		},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 0}},
+		// No Hostname address: kube-apiserver would prefer it for pods/log, and the node
+		// name does not resolve.
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.net.gateway.String()}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(k.port)}},
 		NodeInfo: corev1.NodeSystemInfo{
 			KubeletVersion:          kubeletVersion,
 			OperatingSystem:         runtime.GOOS,

@@ -43,7 +43,7 @@ type podWorker struct {
 	sandboxErr  error
 	runners     []*containerRunner
 
-	podMu sync.Mutex
+	podMu sync.Mutex  // guards pod, and runners for goroutines other than run
 	pod   *corev1.Pod // newest seen
 
 	volumes podVolumes
@@ -133,14 +133,14 @@ func (w *podWorker) run() {
 					log.Warn("pod network", "err", err)
 					retry = time.After(retryEvery)
 				}
-				w.writeStatus()
+				w.notify()
 			}
 		case <-retry:
 			retry = nil
 			if err := w.start(ctx); err != nil {
 				retry = time.After(retryEvery)
 			}
-			w.writeStatus()
+			w.notify()
 		case <-w.dirty:
 			if err := w.writeStatus(); err != nil {
 				log.Warn("pod status", "err", err)
@@ -173,10 +173,28 @@ func (w *podWorker) start(ctx context.Context) error {
 		return err
 	}
 	w.sandbox, w.sandboxErr = sb, nil
-	for i := range pod.Spec.Containers {
-		r := newContainerRunner(w, pod, i)
-		w.runners = append(w.runners, r)
+	runners := make([]*containerRunner, len(pod.Spec.Containers))
+	for i := range runners {
+		runners[i] = newContainerRunner(w, pod, i)
+	}
+	w.podMu.Lock()
+	w.runners = runners
+	w.podMu.Unlock()
+	for _, r := range runners {
 		go r.run(ctx)
+	}
+	return nil
+}
+
+// runner returns the container's runner, nil if it has none (yet). Other goroutines than
+// run's call it, hence the lock.
+func (w *podWorker) runner(container string) *containerRunner {
+	w.podMu.Lock()
+	defer w.podMu.Unlock()
+	for _, r := range w.runners {
+		if r.spec.Name == container {
+			return r
+		}
 	}
 	return nil
 }

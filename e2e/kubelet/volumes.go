@@ -227,9 +227,9 @@ func keyFiles(data map[string]string, items []corev1.KeyToPath, defaultMode *int
 func fileMode(item, defaultMode *int32) os.FileMode {
 	switch {
 	case item != nil:
-		return os.FileMode(*item) //nolint:gosec // file modes are small
+		return os.FileMode(*item)
 	case defaultMode != nil:
-		return os.FileMode(*defaultMode) //nolint:gosec // file modes are small
+		return os.FileMode(*defaultMode)
 	}
 	return 0o644
 }
