@@ -31,6 +31,7 @@ import (
 // TestTwoClusters starts two clusters and checks what e2e tests rely on, in one run
 // because startup is the slow part.
 func TestTwoClusters(t *testing.T) {
+	t.Parallel()
 	fleet := StartForTest(t, Options{Clusters: []string{"us", "eu"}})
 	us, eu := fleet.Cluster("us"), fleet.Cluster("eu")
 	if us == nil || eu == nil || us.Index != 0 || eu.Index != 1 {
@@ -160,6 +161,7 @@ func TestTwoClusters(t *testing.T) {
 // CRDs and two addons, which must start once the cluster works and stop, in reverse order,
 // on Stop.
 func TestExperimentalChannelAndAddons(t *testing.T) {
+	t.Parallel()
 	var events []string
 	addon := func(name string) Addon {
 		return func(ctx context.Context, c *Cluster) (func() error, error) {
@@ -193,6 +195,7 @@ func TestExperimentalChannelAndAddons(t *testing.T) {
 // TestStartupFailureNamesLog checks that a component that fails to start fails Start with
 // the tail of its log, and that what did start is stopped.
 func TestStartupFailureNamesLog(t *testing.T) {
+	t.Parallel()
 	bins, err := FindBinaries(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +357,10 @@ func checkControllerManager(t *testing.T, c *Cluster) {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "echo"}}},
+				Spec: corev1.PodSpec{
+					Containers:                    []corev1.Container{{Name: "echo", Image: "echo"}},
+					TerminationGracePeriodSeconds: ptr.To[int64](0),
+				},
 			},
 		},
 	}
@@ -427,24 +433,12 @@ func checkControllerManager(t *testing.T, c *Cluster) {
 	})
 
 	// Deleting the namespace exercises the namespace controller and the garbage collector.
-	// A kubelet would confirm that the pods' processes ended by deleting them for good;
-	// with none, the test does it.
+	// The pods' zero grace period makes their deletion immediate, as it would be once a
+	// kubelet confirmed that their processes ended.
 	if err := client.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	poll(ctx, t, "the namespace to be deleted", func() (bool, error) {
-		list, err := client.CoreV1().Pods(ns.Name).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, pod := range list.Items {
-			if pod.DeletionTimestamp != nil {
-				err := client.CoreV1().Pods(ns.Name).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
-				if err != nil && !apierrors.IsNotFound(err) {
-					return false, err
-				}
-			}
-		}
 		_, err = client.CoreV1().Namespaces().Get(ctx, ns.Name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
