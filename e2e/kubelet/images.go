@@ -50,10 +50,22 @@ type process struct {
 	args []string
 }
 
-// resolveImage turns a container into a process, with Docker's rules for command
-// (replaces ENTRYPOINT, and CMD unless args are given) and args (replace CMD).
+// resolveImage turns a container into a process, building its binary if needed.
 func (b *binaries) resolveImage(ctx context.Context, c *corev1.Container) (process, error) {
-	var bin string
+	bin, args, err := imageCommand(c)
+	if err != nil {
+		return process{}, err
+	}
+	p, err := b.path(ctx, bin)
+	if err != nil {
+		return process{}, err
+	}
+	return process{path: p, args: args}, nil
+}
+
+// imageCommand is the binary a container runs and its arguments, with Docker's rules for
+// command (replaces ENTRYPOINT, and CMD unless args are given) and args (replace CMD).
+func imageCommand(c *corev1.Container) (bin string, args []string, err error) {
 	var entrypoint, cmd []string
 	switch repository(c.Image) {
 	case EchoImage:
@@ -66,15 +78,15 @@ func (b *binaries) resolveImage(ctx context.Context, c *corev1.Container) (proce
 	case EchoBasicImage:
 		bin = "echo-basic"
 	default:
-		return process{}, &imageError{
+		return "", nil, &imageError{
 			reason:  "ErrImageNeverPull",
 			message: fmt.Sprintf("image %q cannot run as a process on this node; supported images: %s", c.Image, supportedImages),
 		}
 	}
-	args := append(slices.Clone(entrypoint), cmd...)
+	args = append(slices.Clone(entrypoint), cmd...)
 	if len(c.Command) > 0 {
 		if name := c.Command[0]; name != bin && name != "/"+bin {
-			return process{}, &imageError{
+			return "", nil, &imageError{
 				reason:  "StartError",
 				message: fmt.Sprintf("image %q holds only /%s; command %q is not in it", c.Image, bin, name),
 			}
@@ -87,11 +99,7 @@ func (b *binaries) resolveImage(ctx context.Context, c *corev1.Container) (proce
 		}
 		args = append(args, c.Args...)
 	}
-	p, err := b.path(ctx, bin)
-	if err != nil {
-		return process{}, err
-	}
-	return process{path: p, args: args}, nil
+	return bin, args, nil
 }
 
 // repository strips an image reference's tag and digest.
@@ -129,6 +137,25 @@ func binariesIn(dir string) *binaries {
 		sharedBinaries[dir] = b
 	}
 	return b
+}
+
+// Prepare builds the binaries of every supported image into cacheDir (empty: the default
+// cache), so that the first pods start at once rather than after minutes of building on
+// a fresh machine. Kubelets build what is missing on first use anyway.
+func Prepare(ctx context.Context, cacheDir string) error {
+	if cacheDir == "" {
+		var err error
+		if cacheDir, err = defaultCacheDir(); err != nil {
+			return err
+		}
+	}
+	b := binariesIn(cacheDir)
+	for _, bin := range []string{"strait", "echo-basic"} {
+		if _, err := b.path(ctx, bin); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // defaultCacheDir is ${XDG_CACHE_HOME:-~/.cache}/strait/kubelet.

@@ -3,7 +3,7 @@
 // as local processes, each pod in a network namespace of its own on a per-cluster Linux
 // bridge, with the pod statuses a real kubelet writes. Deployments become Available,
 // Services get EndpointSlices from the real controller, and pod IPs answer from the host
-// and from other clusters' pods.
+// and from other clusters' pods. It serves pods/log through kube-apiserver.
 //
 // It runs images it knows as processes (EchoImage, EchoBasicImage, built from source on
 // first use); any other image gets a Waiting status naming the ones it supports. It needs
@@ -74,6 +74,9 @@ type Kubelet struct {
 
 	mu      sync.Mutex
 	workers map[string]*podWorker // by namespace/name
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Start sets up the bridge, registers the Node and starts running the cluster's pods.
@@ -165,8 +168,13 @@ func (k *Kubelet) NodeIP() netip.Addr { return k.net.gateway }
 
 // Stop kills every process the kubelet started (SIGTERM, then SIGKILL after the pod's
 // grace period, bounded by ctx), removes every network namespace, veth and the bridge, and
-// the pods' files. The pods stay in the API as they were.
+// the pods' files. The pods stay in the API as they were. Calling it again does nothing.
 func (k *Kubelet) Stop(ctx context.Context) error {
+	k.stopOnce.Do(func() { k.stopErr = k.stop(ctx) })
+	return k.stopErr
+}
+
+func (k *Kubelet) stop(ctx context.Context) error {
 	k.cancel()
 	k.queue.ShutDown()
 	if k.server != nil {
