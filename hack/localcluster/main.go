@@ -1,6 +1,6 @@
 // Command localcluster runs local Kubernetes clusters for trying Strait and for tests:
 //
-//	go run ./hack/localcluster up --clusters us,eu,ap [--dir DIR] [--gateway-api-channel experimental]
+//	go run ./hack/localcluster up --clusters us,eu,ap [--dir DIR] [--gateway-api-channel experimental] [--kubelet]
 //
 // It prints each cluster's kubeconfig and stays in the foreground until Ctrl-C or SIGTERM,
 // then stops every process it started. See hack/localcluster/README.md.
@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strait-gw/strait/e2e/kubelet"
 	"github.com/strait-gw/strait/e2e/localcluster"
 )
 
@@ -27,7 +28,7 @@ const usage = `usage: go run ./hack/localcluster up [flags]
 
 Starts local Kubernetes clusters (etcd, kube-apiserver, kube-controller-manager per
 cluster, on loopback) with the Gateway API, MCS API and Strait CRDs, prints their
-kubeconfigs and runs until interrupted.
+kubeconfigs and runs until interrupted. With --kubelet (root), pods run too.
 
 flags:
 `
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	dir := fs.String("dir", "", "directory for the clusters' files and logs (default: a temporary directory, removed on exit)")
 	channel := fs.String("gateway-api-channel", localcluster.GatewayAPIStandard, "Gateway API CRD channel: standard or experimental")
 	binDir := fs.String("bin-dir", "", "directory with etcd, kube-apiserver and kube-controller-manager (default: built by hack/kube/build.sh)")
+	withKubelet := fs.Bool("kubelet", false, "run a process kubelet per cluster (e2e/kubelet; needs root), so that pods run as local processes")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long startup may take once the binaries exist")
 	if len(args) == 0 || args[0] != "up" {
 		fs.Usage()
@@ -76,6 +78,10 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var addons []localcluster.Addon
+	if *withKubelet {
+		addons = append(addons, kubelet.Addon(nil))
+	}
 	startCtx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	began := time.Now()
@@ -85,6 +91,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		BinDir:            filepath.Dir(bins.KubeAPIServer),
 		GatewayAPIChannel: *channel,
 		Logger:            slog.New(slog.NewTextHandler(errOut, nil)),
+		Addons:            addons,
 	})
 	if err != nil {
 		return err
