@@ -82,7 +82,7 @@ func (r *containerRunner) run(ctx context.Context) {
 		}
 		startedAt := time.Now()
 		probeCtx, stopProbe := context.WithCancel(ctx)
-		go r.probe(probeCtx, r.generation)
+		go r.probe(probeCtx, r.generation, cmd.Env)
 		waitErr := cmd.Wait()
 		stopProbe()
 		code := exitCode(cmd, waitErr)

@@ -26,15 +26,17 @@ const (
 	// EchoBasicImage runs the Gateway API conformance echo server, built from
 	// sigs.k8s.io/gateway-api/conformance v1.6.3 (hack/echo-basic): ENTRYPOINT
 	// ["/echo-basic"]. It listens on HTTP_PORT (3000) and reports POD_NAME, NAMESPACE,
-	// SERVICE_NAME and INGRESS_NAME.
-	EchoBasicImage = "gcr.io/k8s-staging-gateway-api/echo-basic"
+	// SERVICE_NAME and INGRESS_NAME. The conformance manifests name it so.
+	EchoBasicImage = "registry.k8s.io/gateway-api/echo-basic"
+	// EchoBasicStagingImage is the same server under its staging name.
+	EchoBasicStagingImage = "gcr.io/k8s-staging-gateway-api/echo-basic"
 )
 
 // echoBasicVersion is the conformance module hack/echo-basic builds; it names the cache entry.
 const echoBasicVersion = "v1.6.3"
 
 // supportedImages is what an unsupported image's error message lists.
-var supportedImages = EchoImage + ", " + EchoBasicImage
+var supportedImages = strings.Join([]string{EchoImage, EchoBasicImage, EchoBasicStagingImage}, ", ")
 
 // imageError is a container whose image cannot run as a process; it becomes the
 // container's Waiting reason instead of failing the kubelet.
@@ -75,7 +77,7 @@ func imageCommand(c *corev1.Container) (bin string, args []string, err error) {
 			port = c.Ports[0].ContainerPort
 		}
 		cmd = []string{"--listen=:" + strconv.Itoa(int(port))}
-	case EchoBasicImage:
+	case EchoBasicImage, EchoBasicStagingImage:
 		bin = "echo-basic"
 	default:
 		return "", nil, &imageError{
@@ -100,6 +102,35 @@ func imageCommand(c *corev1.Container) (bin string, args []string, err error) {
 		args = append(args, c.Args...)
 	}
 	return bin, args, nil
+}
+
+// imagePort is the port an image's process listens on when the container declares no
+// port (the conformance manifests declare none), so that readiness waits for it; 0 when
+// unknown. env is the process's environment.
+func imagePort(c *corev1.Container, env []string) int {
+	lookup := func(name string) string {
+		for i := len(env) - 1; i >= 0; i-- {
+			if k, v, _ := strings.Cut(env[i], "="); k == name {
+				return v
+			}
+		}
+		return ""
+	}
+	switch repository(c.Image) {
+	case EchoImage:
+		if len(c.Command) == 0 && len(c.Args) == 0 {
+			return 8080 // the image's CMD
+		}
+	case EchoBasicImage, EchoBasicStagingImage:
+		if lookup("TCP_ECHO_SERVER") != "" || lookup("UDP_ECHO_SERVER") != "" {
+			return 0
+		}
+		if p, err := strconv.Atoi(lookup("HTTP_PORT")); err == nil {
+			return p
+		}
+		return 3000
+	}
+	return 0
 }
 
 // repository strips an image reference's tag and digest.

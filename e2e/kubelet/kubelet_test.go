@@ -119,12 +119,25 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("EchoBasic", func(t *testing.T) {
-		pod := echoBasicPod("basic")
-		createPod(t, a, pod)
-		got := waitPodReady(t, a, pod.Name)
-		resp := getJSON[map[string]any](t, "http://"+net.JoinHostPort(got.Status.PodIP, "3000")+"/hello")
-		if resp["pod"] != "basic" || resp["namespace"] != "default" || resp["path"] != "/hello" {
-			t.Errorf("echo-basic answered %v, want pod basic, namespace default, path /hello", resp)
+		// As the conformance manifests run it (no port, no probe: Ready once it listens on
+		// 3000), and under its staging name on another port with an httpGet probe.
+		basic := echoBasicPod("basic")
+		staging := echoBasicPod("basic-staging")
+		ctr := &staging.Spec.Containers[0]
+		ctr.Image = kubelet.EchoBasicStagingImage + ":v20251204-v1.4.1"
+		ctr.Env = append(ctr.Env, corev1.EnvVar{Name: "HTTP_PORT", Value: "4000"})
+		ctr.Ports = []corev1.ContainerPort{{Name: "web", ContainerPort: 4000}}
+		ctr.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/health", Port: intstr.FromString("web")}}}
+		for _, tc := range []struct {
+			pod  *corev1.Pod
+			port string
+		}{{basic, "3000"}, {staging, "4000"}} {
+			createPod(t, a, tc.pod)
+			got := waitPodReady(t, a, tc.pod.Name)
+			resp := getJSON[map[string]any](t, "http://"+net.JoinHostPort(got.Status.PodIP, tc.port)+"/hello")
+			if resp["pod"] != tc.pod.Name || resp["namespace"] != "default" || resp["path"] != "/hello" {
+				t.Errorf("echo-basic answered %v, want pod %s, namespace default, path /hello", resp, tc.pod.Name)
+			}
 		}
 	})
 
@@ -137,7 +150,7 @@ func TestKubelet(t *testing.T) {
 				p.Status.ContainerStatuses[0].State.Waiting.Reason == "ErrImageNeverPull"
 		})
 		msg := got.Status.ContainerStatuses[0].State.Waiting.Message
-		if !strings.Contains(msg, "nginx:1.27") || !strings.Contains(msg, kubelet.EchoImage) || !strings.Contains(msg, kubelet.EchoBasicImage) {
+		if !strings.Contains(msg, "nginx:1.27") || !strings.Contains(msg, kubelet.EchoImage) || !strings.Contains(msg, kubelet.EchoBasicImage) || !strings.Contains(msg, kubelet.EchoBasicStagingImage) {
 			t.Errorf("waiting message %q, want the image and the supported ones", msg)
 		}
 		if got.Status.Phase != corev1.PodPending {
@@ -299,7 +312,7 @@ func testDeployment(t *testing.T, c *testCluster) []corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "default"},
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{"app": "echo"},
-			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intOrString(8080)}},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
 		},
 	}
 	if _, err := c.client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
@@ -504,17 +517,15 @@ func echoPod(name, label string) *corev1.Pod {
 	return pod
 }
 
-// echoBasicPod is the Gateway API conformance backend as its manifests declare it.
+// echoBasicPod is the Gateway API conformance backend as its manifests declare it: no
+// port, no probe.
 func echoBasicPod(name string) *corev1.Pod {
 	pod := echoPod(name, "")
 	ctr := &pod.Spec.Containers[0]
-	ctr.Image = kubelet.EchoBasicImage + ":v20251204-v1.4.1"
-	ctr.Ports = []corev1.ContainerPort{{ContainerPort: 3000}}
-	ctr.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intOrString(3000)}}}
+	ctr.Image = kubelet.EchoBasicImage + ":v1.5.1"
+	ctr.Ports = nil
 	return pod
 }
-
-func intOrString(port int) intstr.IntOrString { return intstr.FromInt(port) }
 
 func createPod(t *testing.T, c *testCluster, pod *corev1.Pod) {
 	t.Helper()

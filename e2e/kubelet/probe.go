@@ -16,7 +16,8 @@ import (
 )
 
 // Readiness: a container is Ready once its readinessProbe (httpGet or tcpSocket) succeeds,
-// else once its first containerPort accepts a TCP connection, else as soon as it runs.
+// else once its first containerPort accepts a TCP connection, else once the port its image
+// is known to listen on does (imagePort), else as soon as it runs.
 // Until the first success it is probed every firstProbeEvery rather than every
 // periodSeconds, so pods become Ready as soon as they listen; afterwards every
 // periodSeconds, and failureThreshold failures in a row make it unready again.
@@ -27,9 +28,9 @@ const firstProbeEvery = 200 * time.Millisecond
 type check func(ctx context.Context) error
 
 // probe reports readiness of process generation gen until ctx ends.
-func (r *containerRunner) probe(ctx context.Context, gen int) {
+func (r *containerRunner) probe(ctx context.Context, gen int, env []string) {
 	p := r.spec.ReadinessProbe
-	c, err := readinessCheck(r.spec, r.w.sandbox.ip)
+	c, err := readinessCheck(r.spec, r.w.sandbox.ip, imagePort(r.spec, env))
 	if err != nil {
 		r.w.k.log.Warn("readiness probe", "pod", r.w.key, "container", r.spec.Name, "err", err)
 		return
@@ -76,7 +77,8 @@ func (r *containerRunner) probe(ctx context.Context, gen int) {
 }
 
 // readinessCheck builds the check for a container, nil when it is ready once it runs.
-func readinessCheck(c *corev1.Container, podIP netip.Addr) (check, error) {
+// imagePort is the image's known port, 0 if none.
+func readinessCheck(c *corev1.Container, podIP netip.Addr, imagePort int) (check, error) {
 	p := c.ReadinessProbe
 	switch {
 	case p != nil && p.HTTPGet != nil:
@@ -93,7 +95,9 @@ func readinessCheck(c *corev1.Container, podIP netip.Addr) (check, error) {
 		return tcpCheck(net.JoinHostPort(host, strconv.Itoa(port))), nil
 	case len(c.Ports) > 0:
 		// Also for exec and grpc probes, which a process kubelet does not run.
-		return tcpCheck(netip.AddrPortFrom(podIP, uint16(c.Ports[0].ContainerPort)).String()), nil
+		return tcpCheck(net.JoinHostPort(podIP.String(), strconv.Itoa(int(c.Ports[0].ContainerPort)))), nil
+	case imagePort > 0:
+		return tcpCheck(net.JoinHostPort(podIP.String(), strconv.Itoa(imagePort))), nil
 	}
 	return nil, nil
 }
