@@ -66,17 +66,17 @@ type Cluster struct {
 // file is the path of a file in the cluster's directory.
 func (c *Cluster) file(name string) string { return filepath.Join(c.Dir, name) }
 
-// newCluster writes the cluster's certificates, keys and kubeconfigs into dir, picks its
-// ports, and prepares (without starting) its processes.
-func newCluster(name string, index int, dir string, bins Binaries) (*Cluster, error) {
+// portsPerCluster are etcd's client and peer ports and kube-apiserver's.
+const portsPerCluster = 3
+
+// newCluster writes the cluster's certificates, keys and kubeconfigs into dir and
+// prepares (without starting) its processes, listening on ports.
+func newCluster(name string, index int, dir string, ports []int, bins Binaries) (*Cluster, error) {
 	if err := freshDir(dir); err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", name, err)
 	}
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", name, err)
-	}
 	etcdClient, etcdPeer, apiPort := ports[0], ports[1], ports[2]
+	var err error
 	c := &Cluster{
 		Name:        name,
 		Index:       index,
@@ -92,8 +92,8 @@ func newCluster(name string, index int, dir string, bins Binaries) (*Cluster, er
 		return nil, fmt.Errorf("cluster %s: %w", name, err)
 	}
 
-	etcdURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(etcdClient))
-	c.etcdURL = etcdURL
+	c.etcdURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(etcdClient))
+	etcdURL := c.etcdURL
 	peerURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(etcdPeer))
 	c.etcd = &process{name: "etcd", path: bins.Etcd, log: c.file("etcd.log"), args: []string{
 		"--name=" + name,

@@ -116,8 +116,14 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 		}
 		f.removeDir = true
 	}
+	// All ports at once, so that no cluster gets a port another one just released.
+	ports, err := freePorts(portsPerCluster * len(opts.Clusters))
+	if err != nil {
+		_ = f.Stop()
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
 	for i, name := range opts.Clusters {
-		c, err := newCluster(name, i, filepath.Join(f.Dir, name), bins)
+		c, err := newCluster(name, i, filepath.Join(f.Dir, name), ports[i*portsPerCluster:(i+1)*portsPerCluster], bins)
 		if err != nil {
 			_ = f.Stop()
 			return nil, fmt.Errorf("localcluster: %w", err)
