@@ -16,6 +16,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 )
 
@@ -125,7 +127,15 @@ func TestTwoClusters(t *testing.T) {
 	})
 
 	t.Run("least privilege", func(t *testing.T) {
-		cfg, err := us.ClientConfig("reader")
+		issued, err := us.ClientConfig("reader")
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "reader.kubeconfig")
+		if err := us.WriteKubeconfig(path, issued); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := clientcmd.BuildConfigFromFlags("", path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,6 +145,13 @@ func TestTwoClusters(t *testing.T) {
 		}
 		if _, err := client.CoreV1().Secrets("default").List(t.Context(), metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 			t.Errorf("user without RBAC bindings listing secrets: got %v, want Forbidden (RBAC on)", err)
+		}
+		review, err := client.AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := review.Status.UserInfo.Username; got != "reader" {
+			t.Errorf("kubeconfig authenticates as %q, want reader", got)
 		}
 	})
 
