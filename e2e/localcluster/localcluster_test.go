@@ -594,3 +594,26 @@ func TestFreshDir(t *testing.T) {
 		t.Errorf("freshDir touched a directory that is not a cluster's: %v", err)
 	}
 }
+
+// BenchmarkStart measures starting and stopping clusters, one and three at a time:
+//
+//	go test -run '^$' -bench Start ./e2e/localcluster
+func BenchmarkStart(b *testing.B) {
+	bins, err := FindBinaries(b.Context(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, names := range [][]string{{"us"}, {"us", "eu", "ap"}} {
+		b.Run(fmt.Sprintf("clusters=%d", len(names)), func(b *testing.B) {
+			for b.Loop() {
+				fleet, err := Start(b.Context(), Options{Clusters: names, Dir: b.TempDir(), BinDir: filepath.Dir(bins.Etcd)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := fleet.Stop(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
