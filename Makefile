@@ -64,8 +64,9 @@ docker: ## Build the container image strait:$$VERSION (needs a Docker engine).
 
 # The one command CI runs. The steps run in sequence, fail fast, and end with go test's summary.
 .PHONY: test
-test: ## CI: deps, gofmt check, vet, lint, then race-enabled unit tests.
+test: ## CI: deps, kube binaries, gofmt check, vet, lint, then race-enabled unit tests.
 	$(MAKE) deps
+	$(MAKE) kube
 	$(MAKE) fmt-check
 	$(MAKE) vet
 	$(MAKE) lint
@@ -74,6 +75,10 @@ test: ## CI: deps, gofmt check, vet, lint, then race-enabled unit tests.
 .PHONY: deps
 deps: ## Install the Debian packages the build and tests need (only when missing).
 	bash hack/deps.sh
+
+.PHONY: kube
+kube: ## Build etcd, kube-apiserver and kube-controller-manager for local clusters (cached; ~10 min the first time).
+	bash hack/kube/build.sh >/dev/null
 
 .PHONY: fmt-check
 fmt-check: ## Fail if any Go file is not gofmt-formatted.
@@ -127,6 +132,13 @@ e2e: ## End-to-end tests under e2e/ (skipped when e2e/ does not exist yet).
 	set -x; $(GO) test -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./e2e/...
 
 ##@ Tools and housekeeping
+
+CLUSTERS ?= us,eu,ap
+LOCALCLUSTER_FLAGS ?=
+
+.PHONY: localcluster
+localcluster: ## Local Kubernetes clusters on loopback until Ctrl-C (CLUSTERS=us,eu,ap; hack/localcluster/README.md).
+	$(GO) run ./hack/localcluster up --clusters $(CLUSTERS) $(LOCALCLUSTER_FLAGS)
 
 .PHONY: tools
 tools: ## Build the pinned dev tools into the Go build cache (the first build takes minutes).
