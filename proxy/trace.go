@@ -3,13 +3,20 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"net/http"
 )
+
+// traceFields are the header fields propagateTrace reads and writes: an http.Header, or
+// the field list of the proxy's own HTTP/1.1 codec.
+type traceFields interface {
+	Get(key string) string
+	Set(key, value string)
+	Del(key string)
+}
 
 // propagateTrace makes the proxy a hop of the request's W3C trace: a valid traceparent keeps
 // its trace id and gets a new parent id (the proxy's span); a missing or malformed one starts
 // a new sampled trace. tracestate passes through untouched.
-func propagateTrace(h http.Header) {
+func propagateTrace(h traceFields) {
 	var span [8]byte
 	_, _ = rand.Read(span[:])
 	tp := h.Get("Traceparent")

@@ -138,14 +138,32 @@ func hasToken(list []byte, token string) bool {
 	return false
 }
 
-// Listed reports whether name is one of the tokens of the Connection fields: a hop-by-hop
-// field the sender wants removed before forwarding.
-func (h *Header) Listed(name []byte) bool {
-	for i := range h.Fields {
-		if !equalFold(h.Fields[i].Name, "Connection") {
+// StripHopByHop removes the fields that apply to one connection only (see HopByHop), and
+// those the Connection fields name.
+func (h *Header) StripHopByHop() {
+	// The Connection values are gathered first: the loop below overwrites the fields.
+	var lists [4][]byte
+	n := 0
+	for _, f := range h.Fields {
+		if equalFold(f.Name, "Connection") && n < len(lists) {
+			lists[n] = f.Value
+			n++
+		}
+	}
+	out := h.Fields[:0]
+	for _, f := range h.Fields {
+		if HopByHop(f.Name) || listed(lists[:n], f.Name) {
 			continue
 		}
-		list := h.Fields[i].Value
+		out = append(out, f)
+	}
+	clear(h.Fields[len(out):])
+	h.Fields = out
+}
+
+// listed reports whether name is a token of one of the lists.
+func listed(lists [][]byte, name []byte) bool {
+	for _, list := range lists {
 		for len(list) > 0 {
 			var item []byte
 			if j := bytes.IndexByte(list, ','); j >= 0 {

@@ -26,14 +26,19 @@ type Request struct {
 	// Upgrade and Expect report the fields that ask for more than one exchange on the
 	// connection: a protocol switch, or an interim 100 Continue.
 	Upgrade, Expect bool
+
+	rawLen int
 }
+
+// Raw returns the head as it was read, for another parser to read again.
+func (r *Request) Raw() []byte { return r.buf[:r.rawLen] }
 
 // ReadRequest reads the next request head from br, at most limit bytes. An error other than
 // the reader's own (io.EOF before any byte) means the request is refused.
 func ReadRequest(br *bufio.Reader, req *Request, limit int) error {
 	req.reset()
 	block, err := readBlock(br, req.buf, limit)
-	req.buf = block
+	req.buf, req.rawLen = block, len(block)
 	if err != nil {
 		return err
 	}

@@ -112,6 +112,9 @@ func (p *idlePool) get(addr string, timeout time.Duration) *Conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	stack := p.conns[addr]
+	if len(stack) == 0 {
+		return nil
+	}
 	for len(stack) > 0 {
 		conn := stack[len(stack)-1]
 		stack[len(stack)-1] = nil
