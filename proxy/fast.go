@@ -483,9 +483,14 @@ func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Co
 	ex.cluster.ResponseHeaders.ApplyFields(h)
 	ex.route.ResponseHeaders.ApplyFields(h)
 
+	// A body of unknown length goes chunked to an HTTP/1.1 client, and as it is, ended by
+	// closing, to an HTTP/1.0 one.
 	out := resp.Body
-	if out == http1.UntilClose && c.req.Minor == 1 {
+	switch {
+	case out == http1.UntilClose && c.req.Minor == 1:
 		out = http1.Chunked
+	case out == http1.Chunked && c.req.Minor == 0:
+		out = http1.UntilClose
 	}
 	keepAlive = c.req.KeepAlive && out != http1.UntilClose && !c.bl.fast.draining.Load()
 	c.writeStatusLine(resp.Status, resp.Reason)
