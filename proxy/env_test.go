@@ -21,7 +21,7 @@ import (
 
 // env is a control plane and the proxies of its Gateways, on loopback.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	dir     string
 	xds     *xds.Server
@@ -34,7 +34,7 @@ type env struct {
 
 // newEnv translates the clusters, serves them over xDS and starts one proxy per Gateway,
 // returning once every proxy has its configuration.
-func newEnv(t *testing.T, clusters []filetest.Cluster) *env {
+func newEnv(t testing.TB, clusters []filetest.Cluster) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, ctx: ctx, dir: t.TempDir(), proxies: map[string]*proxy.Proxy{}, stop: map[string]context.CancelFunc{}}
@@ -97,7 +97,7 @@ func (e *env) update(clusters []filetest.Cluster) {
 }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

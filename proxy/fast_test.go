@@ -20,7 +20,7 @@ type rawBackend struct {
 	conns atomic.Int32
 }
 
-func startRaw(t *testing.T, serve func(n int, conn net.Conn, br *bufio.Reader)) *rawBackend {
+func startRaw(t testing.TB, serve func(n int, conn net.Conn, br *bufio.Reader)) *rawBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
