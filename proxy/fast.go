@@ -34,8 +34,15 @@ import (
 // Such a request hands its connection over to the listener's net/http server, bytes already
 // read included, and the connection stays there until it closes.
 
-// connBufferSize is the read and write buffer of a downstream connection.
-const connBufferSize = 4 << 10
+// Buffers of a downstream connection. The read buffer holds a typical request head (longer
+// ones are gathered across fills); the write buffer is taken from a pool for each answer,
+// so that an idle connection holds none.
+const (
+	readBufferSize  = 2 << 10
+	writeBufferSize = 4 << 10
+)
+
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
 
 // fastConn is one downstream connection on the fast path.
 type fastConn struct {
@@ -55,6 +62,7 @@ type fastConn struct {
 	// host, path and query are the request's, as strings for the router and the log.
 	host, path, query string
 	ex                exchange
+	series            seriesCache
 
 	// idle is set while the connection waits for a request; drain interrupts only those.
 	idle atomic.Bool
@@ -133,8 +141,7 @@ func (bl *boundListener) serveFast(cfg *listenerConfig, chain *chainConfig, conn
 		release()
 		return
 	}
-	c.br = bufio.NewReaderSize(conn, connBufferSize)
-	c.bw = bufio.NewWriterSize(conn, connBufferSize)
+	c.br = bufio.NewReaderSize(conn, readBufferSize)
 	handedOver := c.serve()
 	bl.fast.remove(c)
 	if !handedOver {
@@ -160,15 +167,17 @@ func (c *fastConn) serve() bool {
 				}
 			}
 		}
-		if err := http1.ReadRequest(c.br, &c.req, maxHeaderBytes); err != nil {
-			c.refuse(err)
+		err := http1.ReadRequest(c.br, &c.req, maxHeaderBytes)
+		if err != nil {
+			c.withWriter(func() { c.refuse(err) })
 			return false
 		}
 		if c.req.Body != http1.NoBody {
 			// The header timeout covers the head only: a body streams at its own pace.
 			_ = c.conn.SetReadDeadline(time.Time{})
 		}
-		keepAlive, handover := c.exchange()
+		var keepAlive, handover bool
+		c.withWriter(func() { keepAlive, handover = c.exchange() })
 		if handover {
 			return c.handover(c.req.Raw())
 		}
@@ -176,6 +185,16 @@ func (c *fastConn) serve() bool {
 			return false
 		}
 	}
+}
+
+// withWriter runs f with c.bw set to a pooled writer on the connection.
+func (c *fastConn) withWriter(f func()) {
+	c.bw = writers.Get().(*bufio.Writer)
+	c.bw.Reset(c.conn)
+	f()
+	c.bw.Reset(nil)
+	writers.Put(c.bw)
+	c.bw = nil
 }
 
 // awaitRequest waits for the first byte of the next request, within the idle timeout (the
@@ -259,7 +278,7 @@ func (c *fastConn) exchange() (keepAlive, handover bool) {
 	c.ex = exchange{route: route, params: params, cluster: route.PickCluster(rand.Uint64()), attempts: 1}
 	ex := &c.ex
 	keepAlive = c.forward(ex, start)
-	c.bl.p.record(c.cfg.name, ex, start)
+	c.bl.p.record(c.cfg.name, ex, start, &c.series)
 	if c.bl.p.opts.AccessLog != nil {
 		proto := "HTTP/1.1"
 		if req.Minor == 0 {
@@ -568,10 +587,20 @@ func (c *fastConn) writeError(status int, keepAlive bool) bool {
 // fastRequest is the request being served as the router sees it.
 type fastRequest struct{ c *fastConn }
 
-func (r fastRequest) Method() string      { return r.c.req.Method }
-func (r fastRequest) Authority() string   { return r.c.host }
-func (r fastRequest) EscapedPath() string { return r.c.path }
-func (r fastRequest) RawQuery() string    { return r.c.query }
-func (r fastRequest) TLS() bool           { return r.c.tls != nil }
+// Method is the request method.
+func (r fastRequest) Method() string { return r.c.req.Method }
 
+// Authority is the Host field.
+func (r fastRequest) Authority() string { return r.c.host }
+
+// EscapedPath is the target's path.
+func (r fastRequest) EscapedPath() string { return r.c.path }
+
+// RawQuery is the target's query.
+func (r fastRequest) RawQuery() string { return r.c.query }
+
+// TLS reports whether the connection is TLS.
+func (r fastRequest) TLS() bool { return r.c.tls != nil }
+
+// Header returns a field's values, comma-joined.
 func (r fastRequest) Header(key string) (string, bool) { return r.c.req.Joined(key) }

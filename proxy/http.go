@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strait-gw/strait/proxy/router"
 	"github.com/strait-gw/strait/proxy/upstream"
 )
@@ -86,7 +88,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ex := &exchange{}
 	defer func() {
-		h.p.record(h.listener, ex, start)
+		h.p.record(h.listener, ex, start, nil)
 		if h.p.opts.AccessLog != nil {
 			h.p.accessLog(r.Context(), requestInfo{method: r.Method, host: r.Host, path: r.URL.Path, proto: r.Proto,
 				client: r.RemoteAddr, traceparent: r.Header.Get("Traceparent")}, ex, start)
@@ -397,8 +399,15 @@ func (p *Proxy) mirror(clusterName string, req *http.Request, body []byte) {
 	}()
 }
 
-// record counts a finished request in the metrics.
-func (p *Proxy) record(listener string, ex *exchange, start time.Time) {
+// record counts a finished request in the metrics. last, if not nil, keeps the series of
+// the previous request of a connection: the next one usually has the same labels, and
+// finding a series by its labels costs more than the rest of counting.
+func (p *Proxy) record(listener string, ex *exchange, start time.Time, last *seriesCache) {
+	if last != nil && last.route == ex.route && last.cluster == ex.cluster && last.status == ex.status && last.listener == listener {
+		last.requests.Inc()
+		last.duration.Observe(time.Since(start).Seconds())
+		return
+	}
 	route, cluster := "", ""
 	if ex.route != nil {
 		route = ex.route.Name
@@ -406,8 +415,23 @@ func (p *Proxy) record(listener string, ex *exchange, start time.Time) {
 	if ex.cluster != nil {
 		cluster = ex.cluster.Name
 	}
-	p.metrics.requests.WithLabelValues(listener, route, cluster, strconv.Itoa(ex.status)).Inc()
-	p.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	requests := p.metrics.requests.WithLabelValues(listener, route, cluster, strconv.Itoa(ex.status))
+	duration := p.metrics.duration.WithLabelValues(route)
+	requests.Inc()
+	duration.Observe(time.Since(start).Seconds())
+	if last != nil {
+		*last = seriesCache{listener: listener, route: ex.route, cluster: ex.cluster, status: ex.status, requests: requests, duration: duration}
+	}
+}
+
+// seriesCache is the metric series of a connection's last request, by its labels.
+type seriesCache struct {
+	listener string
+	route    *router.Route
+	cluster  *router.WeightedCluster
+	status   int
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // requestInfo is what the access log says of a request besides its exchange.

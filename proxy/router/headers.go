@@ -76,10 +76,17 @@ func (m HeaderModifier) Empty() bool { return len(m.ops) == 0 }
 // directly.
 type netHeader http.Header
 
-func (h netHeader) Has(key string) bool   { return len(h[key]) > 0 }
+// Has reports whether the field is present.
+func (h netHeader) Has(key string) bool { return len(h[key]) > 0 }
+
+// Add appends a value.
 func (h netHeader) Add(key, value string) { h[key] = append(h[key], value) }
+
+// Set replaces the values.
 func (h netHeader) Set(key, value string) { h[key] = []string{value} }
-func (h netHeader) Del(key string)        { delete(h, key) }
+
+// Del removes the field.
+func (h netHeader) Del(key string) { delete(h, key) }
 
 // joinHeaderOps concatenates the operations of several levels into one modifier.
 func joinHeaderOps(levels ...[]headerOp) HeaderModifier {

@@ -55,6 +55,7 @@ func (t *Table) MatchRequest(r Request) (*Route, Params) {
 // interface without allocating.
 type netRequest struct{ r *http.Request }
 
+// Method is the request method, GET when unset.
 func (n netRequest) Method() string {
 	if n.r.Method == "" {
 		return http.MethodGet
@@ -62,6 +63,7 @@ func (n netRequest) Method() string {
 	return n.r.Method
 }
 
+// Authority is the request's Host.
 func (n netRequest) Authority() string { return n.r.Host }
 
 // EscapedPath is the escaped path Envoy matches: the request target up to the query, which
@@ -76,6 +78,7 @@ func (n netRequest) EscapedPath() string {
 	return "/"
 }
 
+// RawQuery is the URL's query.
 func (n netRequest) RawQuery() string {
 	if n.r.URL == nil {
 		return ""
@@ -83,6 +86,7 @@ func (n netRequest) RawQuery() string {
 	return n.r.URL.RawQuery
 }
 
+// Header returns a field's values, comma-joined.
 func (n netRequest) Header(key string) (string, bool) {
 	switch vs := n.r.Header[key]; len(vs) {
 	case 0:
@@ -94,6 +98,7 @@ func (n netRequest) Header(key string) (string, bool) {
 	}
 }
 
+// TLS reports whether the request came over TLS.
 func (n netRequest) TLS() bool { return n.r.TLS != nil }
 
 // routeMatch holds the conditions of one route; all must hold.
