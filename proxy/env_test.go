@@ -34,7 +34,7 @@ type env struct {
 
 // newEnv translates the clusters, serves them over xDS and starts one proxy per Gateway,
 // returning once every proxy has its configuration.
-func newEnv(t testing.TB, clusters []filetest.Cluster) *env {
+func newEnv(t testing.TB, clusters []filetest.Cluster, opts ...func(*proxy.Options)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, ctx: ctx, dir: t.TempDir(), proxies: map[string]*proxy.Proxy{}, stop: map[string]context.CancelFunc{}}
@@ -47,7 +47,11 @@ func newEnv(t testing.TB, clusters []filetest.Cluster) *env {
 	e.update(clusters)
 	stopped := make(chan struct{})
 	for _, p := range e.last.Proxies {
-		px := proxy.New(proxy.Options{XDS: e.xds.Addr(), Node: p.Node, DrainTimeout: 5 * time.Second})
+		o := proxy.Options{XDS: e.xds.Addr(), Node: p.Node, DrainTimeout: 5 * time.Second}
+		for _, opt := range opts {
+			opt(&o)
+		}
+		px := proxy.New(o)
 		e.proxies[p.Node] = px
 		pctx, stop := context.WithCancel(ctx)
 		e.stop[p.Node] = stop

@@ -2,8 +2,11 @@ package proxy_test
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -11,6 +14,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strait-gw/strait/provider/file/filetest"
+	"github.com/strait-gw/strait/proxy"
 )
 
 // rawBackend is an upstream that speaks raw bytes: serve runs per connection, with the
@@ -350,5 +358,110 @@ func TestFastPathHandover(t *testing.T) {
 	c.send("GET /none HTTP/1.1\r\nHost: a\r\n\r\n")
 	if resp, _ := c.read("GET"); resp.StatusCode != 200 {
 		t.Fatalf("next request on the handed-over connection: %d", resp.StatusCode)
+	}
+}
+
+// TestFastPathObservability checks the access log line and the request metric of a request
+// the fast path served, and the 500 of a backend that did not resolve.
+func TestFastPathObservability(t *testing.T) {
+	b := startHandler(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	port := freePort(t)
+	manifests := gateway("web", "HTTP", port, "") + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{name: web}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /missing}}]
+    backendRefs: [{name: nowhere, port: 80}]
+  - backendRefs: [{name: svc0, port: 80}]
+---
+` + service("svc0", false, "", b)
+	var log safeBuffer
+	reg := prometheus.NewRegistry()
+	newEnv(t, []filetest.Cluster{{Name: "us", Manifests: manifests}}, func(o *proxy.Options) {
+		o.AccessLog = slog.New(slog.NewJSONHandler(&log, nil))
+		o.Registerer = reg
+	})
+	c := dialProxy(t, port)
+	c.send("GET /tea?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, _ := c.read("GET"); resp.StatusCode != http.StatusTeapot {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	c.send("GET /missing HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, _ := c.read("GET"); resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("unresolved backend: status %d, want 500", resp.StatusCode)
+	}
+	var line struct {
+		Method, Path, Protocol, Route, Cluster, Upstream, Client string
+		Status, Attempts                                      int
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(log.String(), "\n", 2)[0]), &line); err != nil {
+		t.Fatalf("access log %q: %v", log.String(), err)
+	}
+	if line.Method != "GET" || line.Path != "/tea" || line.Protocol != "HTTP/1.1" || line.Status != http.StatusTeapot ||
+		line.Route == "" || line.Cluster == "" || line.Upstream != fmt.Sprintf("127.0.0.1:%d", b.port) || line.Attempts != 1 ||
+		!strings.HasPrefix(line.Client, "127.0.0.1:") {
+		t.Errorf("access log line %+v", line)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "strait_proxy_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "code" {
+					counted[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if counted["418"] != 1 || counted["500"] != 1 {
+		t.Errorf("strait_proxy_requests_total by code: %v, want one 418 and one 500", counted)
+	}
+}
+
+// safeBuffer is a bytes.Buffer for a writer and a reader on different goroutines.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestFastPathDrainIdle stops a proxy with an idle keep-alive connection: the connection is
+// closed without waiting for the drain timeout.
+func TestFastPathDrainIdle(t *testing.T) {
+	port, e := routeEnv(t, `{backendRefs: [{name: svc0, port: 80}]}`, startEcho(t, "us", "web-1"))
+	c := dialProxy(t, port)
+	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, _ := c.read("GET"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	start := time.Now()
+	for _, stop := range e.stop {
+		stop()
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection after the drain: %v, want it closed", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("idle connection closed after %v: the drain waited for it", d)
 	}
 }
