@@ -395,7 +395,7 @@ spec:
 	}
 	var line struct {
 		Method, Path, Protocol, Route, Cluster, Upstream, Client string
-		Status, Attempts                                      int
+		Status, Attempts                                         int
 	}
 	if err := json.Unmarshal([]byte(strings.SplitN(log.String(), "\n", 2)[0]), &line); err != nil {
 		t.Fatalf("access log %q: %v", log.String(), err)
