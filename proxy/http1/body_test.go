@@ -88,3 +88,36 @@ func TestCopyBodyWriteError(t *testing.T) {
 		t.Fatalf("err = %v, want a WriteError", err)
 	}
 }
+
+// FuzzChunked decodes arbitrary bytes as a chunked body: what it accepts, net/http's
+// chunked reader decodes to the same bytes and ends at the same place, so that the body
+// and what follows it are read the same way by both.
+func FuzzChunked(f *testing.F) {
+	f.Add("3\r\nabc\r\n0\r\n\r\nGET")
+	f.Add("3;a=b\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-T: v\r\n\r\n")
+	f.Add("1\nx\n0\n\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		src := bufio.NewReaderSize(strings.NewReader(in), 16)
+		var out strings.Builder
+		dst := bufio.NewWriter(&out)
+		if err := CopyBody(dst, src, Chunked, 0, UntilClose); err != nil {
+			return
+		}
+		_ = dst.Flush()
+		rest, _ := io.ReadAll(src)
+		std := bufio.NewReader(strings.NewReader(in))
+		decoded, err := io.ReadAll(httputil.NewChunkedReader(std))
+		if err != nil {
+			return // net/http is stricter somewhere: refusing is never ambiguous
+		}
+		if string(decoded) != out.String() {
+			t.Fatalf("%q: decoded %q, net/http %q", in, out.String(), decoded)
+		}
+		// net/http's chunked reader stops after the last chunk's size line; the trailer
+		// section is its caller's to read.
+		stdRest, _ := io.ReadAll(std)
+		if !strings.HasSuffix(string(stdRest), string(rest)) {
+			t.Fatalf("%q: left %q, net/http left %q", in, rest, stdRest)
+		}
+	})
+}
