@@ -63,6 +63,8 @@ type fastConn struct {
 	host, path, query string
 	ex                exchange
 	series            seriesCache
+	// num holds digits being written: a local array would escape through bufio.Writer.
+	num [20]byte
 
 	// idle is set while the connection waits for a request; drain interrupts only those.
 	idle atomic.Bool
@@ -448,9 +450,8 @@ func (c *fastConn) writeRequest(conn *upstream.Conn) error {
 	req.Write(w, nil)
 	switch req.Body {
 	case http1.Length:
-		var n [20]byte
 		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.Write(strconv.AppendInt(n[:0], req.ContentLength, 10))
+		_, _ = w.Write(strconv.AppendInt(c.num[:0], req.ContentLength, 10))
 		_, _ = w.WriteString("\r\n")
 	case http1.Chunked:
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
@@ -514,11 +515,10 @@ func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Co
 	keepAlive = c.req.KeepAlive && out != http1.UntilClose && !c.bl.fast.draining.Load()
 	c.writeStatusLine(resp.Status, resp.Reason)
 	h.Write(c.bw, nil)
-	var n [20]byte
 	switch {
 	case out == http1.Length || (out == http1.NoBody && resp.ContentLength >= 0):
 		_, _ = c.bw.WriteString("Content-Length: ")
-		_, _ = c.bw.Write(strconv.AppendInt(n[:0], resp.ContentLength, 10))
+		_, _ = c.bw.Write(strconv.AppendInt(c.num[:0], resp.ContentLength, 10))
 		_, _ = c.bw.WriteString("\r\n")
 	case out == http1.Chunked:
 		_, _ = c.bw.WriteString("Transfer-Encoding: chunked\r\n")
@@ -544,9 +544,8 @@ func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Co
 
 // writeStatusLine writes "HTTP/1.1 <status> <reason>".
 func (c *fastConn) writeStatusLine(status int, reason []byte) {
-	var n [20]byte
 	_, _ = c.bw.WriteString("HTTP/1.1 ")
-	_, _ = c.bw.Write(strconv.AppendInt(n[:0], int64(status), 10))
+	_, _ = c.bw.Write(strconv.AppendInt(c.num[:0], int64(status), 10))
 	_ = c.bw.WriteByte(' ')
 	if len(reason) > 0 {
 		_, _ = c.bw.Write(reason)
@@ -572,10 +571,9 @@ func (c *fastConn) writeConnection(keepAlive bool) {
 func (c *fastConn) writeError(status int, keepAlive bool) bool {
 	keepAlive = keepAlive && c.req.KeepAlive && !c.bl.fast.draining.Load()
 	text := http.StatusText(status)
-	var n [20]byte
 	c.writeStatusLine(status, nil)
 	_, _ = c.bw.WriteString("Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ")
-	_, _ = c.bw.Write(strconv.AppendInt(n[:0], int64(len(text)+1), 10))
+	_, _ = c.bw.Write(strconv.AppendInt(c.num[:0], int64(len(text)+1), 10))
 	_, _ = c.bw.WriteString("\r\n")
 	c.writeConnection(keepAlive)
 	_, _ = c.bw.WriteString("\r\n")

@@ -82,8 +82,7 @@ func copyUntilEOF(dst *bufio.Writer, src *bufio.Reader, chunk bool) error {
 // write writes b, as one chunk when chunk is set.
 func write(dst *bufio.Writer, b []byte, chunk bool) error {
 	if chunk {
-		var size [20]byte
-		_, _ = dst.Write(appendInt(size[:0], int64(len(b)), 16))
+		writeHex(dst, len(b))
 		_, _ = dst.WriteString("\r\n")
 	}
 	_, _ = dst.Write(b)
@@ -98,6 +97,18 @@ func write(dst *bufio.Writer, b []byte, chunk bool) error {
 		return &WriteError{Err: err}
 	}
 	return nil
+}
+
+// writeHex writes n in hexadecimal byte by byte: a digit array passed to dst.Write would
+// escape to the heap.
+func writeHex(dst *bufio.Writer, n int) {
+	shift := 0
+	for n>>shift >= 16 {
+		shift += 4
+	}
+	for ; shift >= 0; shift -= 4 {
+		_ = dst.WriteByte("0123456789abcdef"[n>>shift&0xf])
+	}
 }
 
 // fill waits for more of the body when src holds none of it, flushing dst first: what came

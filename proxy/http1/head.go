@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 )
 
 // Errors reading a message head. A proxy answers ErrHeaderTooLarge with 431 and the others
@@ -174,6 +173,3 @@ func keepAlive(h *Header, minor int) bool {
 	}
 	return !h.HasToken("Connection", "close")
 }
-
-// appendInt appends n in base 10 or 16.
-func appendInt(b []byte, n int64, base int) []byte { return strconv.AppendInt(b, n, base) }
