@@ -339,12 +339,12 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 		ex.status = upstreamStatus(err, ex.route)
 		return c.writeError(ex.status, canKeep)
 	}
-	defer x.End()
 	ex.upstream = x.Endpoint().Address()
 	c.prepare(ex)
 
 	conn, err := c.send(&x, deadline)
 	if err != nil {
+		x.End()
 		if errors.Is(err, errClientGone) {
 			ex.status = statusClientClosed
 			x.Failed(err, true)
@@ -356,6 +356,8 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 		return c.writeError(ex.status, canKeep)
 	}
 	keepAlive, upstreamOK := c.respond(ex, &x, conn)
+	// The upstream connection and slot go back before the last bytes go to the client, who
+	// may send its next request (on any connection) as soon as it has them.
 	if upstreamOK {
 		if !deadline.IsZero() {
 			_ = conn.SetDeadline(time.Time{})
@@ -364,7 +366,8 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 	} else {
 		_ = conn.Close()
 	}
-	return keepAlive
+	x.End()
+	return c.bw.Flush() == nil && keepAlive
 }
 
 // errClientGone is a request body the client stopped sending.
@@ -490,7 +493,8 @@ func (c *fastConn) readResponseHead(conn *upstream.Conn) error {
 	}
 }
 
-// respond writes the response whose head is in c.resp and streams its body. It reports
+// respond writes the response whose head is in c.resp and streams its body, leaving the
+// last bytes in c.bw for the caller to flush. It reports
 // whether the downstream connection may carry another request, and whether the upstream
 // one was read to the end of the response and may be reused.
 func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Conn) (keepAlive, upstreamOK bool) {
@@ -525,14 +529,7 @@ func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Co
 	}
 	c.writeConnection(keepAlive)
 	_, _ = c.bw.WriteString("\r\n")
-	err := http1.CopyBody(c.bw, conn.R, resp.Body, resp.ContentLength, out)
-	if err == nil {
-		err = c.bw.Flush()
-		if err != nil {
-			err = &http1.WriteError{Err: err}
-		}
-	}
-	if err != nil {
+	if err := http1.CopyBody(c.bw, conn.R, resp.Body, resp.ContentLength, out); err != nil {
 		// Half a response went out: the client learns of the failure by the connection
 		// closing. Only a downstream failure leaves the upstream response readable, but
 		// nobody would read the rest.
