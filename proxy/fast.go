@@ -35,14 +35,22 @@ import (
 // read included, and the connection stays there until it closes.
 
 // Buffers of a downstream connection. The read buffer holds a typical request head (longer
-// ones are gathered across fills); the write buffer is taken from a pool for each answer,
-// so that an idle connection holds none.
+// ones are gathered across fills); the write buffer comes with the request's messages.
 const (
 	readBufferSize  = 2 << 10
 	writeBufferSize = 4 << 10
 )
 
-var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
+// messages are the parsed request and response of one exchange and the buffer the answer
+// is written through. They are pooled, keeping the capacity they grew to, and taken only
+// while a request is served: an idle connection holds none.
+type messages struct {
+	req  http1.Request
+	resp http1.Response
+	bw   *bufio.Writer
+}
+
+var messagePool = sync.Pool{New: func() any { return &messages{bw: bufio.NewWriterSize(nil, writeBufferSize)} }}
 
 // fastConn is one downstream connection on the fast path.
 type fastConn struct {
@@ -55,10 +63,12 @@ type fastConn struct {
 	client  string // remote address, for the access log
 	ip      string // remote IP, for X-Forwarded-For
 
-	br   *bufio.Reader
+	br *bufio.Reader
+	// msgs is the request being served, nil while idle; req, resp and bw are its parts.
+	msgs *messages
+	req  *http1.Request
+	resp *http1.Response
 	bw   *bufio.Writer
-	req  http1.Request
-	resp http1.Response
 	// host, path and query are the request's, as strings for the router and the log.
 	host, path, query string
 	ex                exchange
@@ -165,38 +175,46 @@ func (c *fastConn) serve() bool {
 		if first {
 			if b, _ := c.br.Peek(1); b[0] == h2Preface[0] {
 				if b, err := c.br.Peek(len(h2Preface)); err == nil && string(b) == h2Preface {
-					return c.handover(nil)
+					c.handover(nil)
+					return true
 				}
 			}
 		}
-		err := http1.ReadRequest(c.br, &c.req, maxHeaderBytes)
-		if err != nil {
-			c.withWriter(func() { c.refuse(err) })
+		c.takeMessages()
+		if err := http1.ReadRequest(c.br, c.req, maxHeaderBytes); err != nil {
+			c.refuse(err)
+			c.putMessages()
 			return false
 		}
 		if c.req.Body != http1.NoBody {
 			// The header timeout covers the head only: a body streams at its own pace.
 			_ = c.conn.SetReadDeadline(time.Time{})
 		}
-		var keepAlive, handover bool
-		c.withWriter(func() { keepAlive, handover = c.exchange() })
+		keepAlive, handover := c.exchange()
 		if handover {
-			return c.handover(c.req.Raw())
+			c.handover(c.req.Raw())
+			c.putMessages()
+			return true
 		}
+		c.putMessages()
 		if !keepAlive {
 			return false
 		}
 	}
 }
 
-// withWriter runs f with c.bw set to a pooled writer on the connection.
-func (c *fastConn) withWriter(f func()) {
-	c.bw = writers.Get().(*bufio.Writer)
+// takeMessages takes the buffers of a request from the pool.
+func (c *fastConn) takeMessages() {
+	c.msgs = messagePool.Get().(*messages)
+	c.req, c.resp, c.bw = &c.msgs.req, &c.msgs.resp, c.msgs.bw
 	c.bw.Reset(c.conn)
-	f()
+}
+
+// putMessages returns them; nothing of the request may be used afterwards.
+func (c *fastConn) putMessages() {
 	c.bw.Reset(nil)
-	writers.Put(c.bw)
-	c.bw = nil
+	messagePool.Put(c.msgs)
+	c.msgs, c.req, c.resp, c.bw = nil, nil, nil, nil
 }
 
 // awaitRequest waits for the first byte of the next request, within the idle timeout (the
@@ -245,7 +263,7 @@ func (c *fastConn) refuse(err error) {
 // handover gives the connection to the listener's net/http server; replay is what was
 // already read from it beyond the reader's buffer (the head of the request being handed
 // over).
-func (c *fastConn) handover(replay []byte) bool {
+func (c *fastConn) handover(replay []byte) {
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	read := make([]byte, 0, len(replay)+len(buffered))
 	read = append(append(read, replay...), buffered...)
@@ -257,14 +275,13 @@ func (c *fastConn) handover(replay []byte) bool {
 		nc = &tlsFramingConn{framingConn: nc.(*framingConn), tls: c.tls}
 	}
 	c.bl.serveNetHTTP(c.cfg, c.chain, nc, c.release)
-	return true
 }
 
 // exchange forwards one request and its answer. It reports whether the connection may carry
 // another request, or that net/http must take the request (and the connection) instead.
 func (c *fastConn) exchange() (keepAlive, handover bool) {
 	start := time.Now()
-	req := &c.req
+	req := c.req
 	if req.Upgrade || req.Expect || len(req.Target) == 0 || req.Target[0] != '/' {
 		return false, true
 	}
@@ -322,7 +339,7 @@ func (c *fastConn) fastRoute(rt *router.Route) bool {
 // forward sends the request upstream and its answer downstream; it sets ex.status and
 // reports whether the downstream connection may carry another request.
 func (c *fastConn) forward(ex *exchange, start time.Time) bool {
-	req := &c.req
+	req := c.req
 	// An answer sent before the body was read leaves the body on the connection.
 	canKeep := req.Body == http1.NoBody
 	cluster := c.bl.p.upstreams.Cluster(ex.cluster.Name)
@@ -434,7 +451,7 @@ func staleConn(err error) bool {
 
 // writeRequest writes the request head and body on conn.
 func (c *fastConn) writeRequest(conn *upstream.Conn) error {
-	req, w := &c.req, conn.W
+	req, w := c.req, conn.W
 	ex := &c.ex
 	_, _ = w.WriteString(req.Method)
 	_ = w.WriteByte(' ')
@@ -474,7 +491,7 @@ func (c *fastConn) writeRequest(conn *upstream.Conn) error {
 // client.
 func (c *fastConn) readResponseHead(conn *upstream.Conn) error {
 	for {
-		if err := http1.ReadResponse(conn.R, &c.resp, c.req.Method == http.MethodHead, maxHeaderBytes); err != nil {
+		if err := http1.ReadResponse(conn.R, c.resp, c.req.Method == http.MethodHead, maxHeaderBytes); err != nil {
 			return err
 		}
 		switch {
@@ -498,7 +515,7 @@ func (c *fastConn) readResponseHead(conn *upstream.Conn) error {
 // whether the downstream connection may carry another request, and whether the upstream
 // one was read to the end of the response and may be reused.
 func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Conn) (keepAlive, upstreamOK bool) {
-	resp := &c.resp
+	resp := c.resp
 	ex.status = resp.Status
 	x.Responded(resp.Status)
 	h := &resp.Header
