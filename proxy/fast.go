@@ -417,14 +417,20 @@ func (c *fastConn) prepare(ex *exchange) {
 }
 
 // send writes the request on a pooled connection, or on a new one when a pooled connection
-// turns out to have been closed by the upstream while idle (for a request that can be sent
-// twice), and returns the connection with the response head read into c.resp.
+// turns out to have been closed by the upstream while idle: a request that can be sent twice
+// is resent when it fails on one before any answer; one that cannot is sent only on a pooled
+// connection that looks open first. It returns the connection with the response head read
+// into c.resp.
 func (c *fastConn) send(x *upstream.Exchange, deadline time.Time) (*upstream.Conn, error) {
 	replayable := c.req.Body == http1.NoBody && idempotent(c.req.Method)
 	for fresh := false; ; fresh = true {
 		conn, err := x.Conn(fresh)
 		if err != nil {
 			return nil, err
+		}
+		if conn.Reused && !replayable && conn.Closed() {
+			_ = conn.Close()
+			continue
 		}
 		if !deadline.IsZero() {
 			_ = conn.SetDeadline(deadline)

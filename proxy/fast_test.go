@@ -293,8 +293,8 @@ func TestFastPathUpstreamReuse(t *testing.T) {
 }
 
 // TestFastPathStaleUpstream has the upstream close each connection after one response,
-// without saying so: a GET on the closed pooled connection is resent on a new one, and
-// the client never sees the failure.
+// without saying so: a GET on the closed pooled connection is resent on a new one, a POST
+// finds it closed before sending, and the client never sees a failure.
 func TestFastPathStaleUpstream(t *testing.T) {
 	up := startRaw(t, func(_ int, conn net.Conn, br *bufio.Reader) {
 		if _, err := readHead(br); err != nil {
@@ -308,7 +308,12 @@ func TestFastPathStaleUpstream(t *testing.T) {
 	port, _ := routeEnv(t, `{backendRefs: [{name: svc0, port: 80}]}`, up.backend)
 	c := dialProxy(t, port)
 	for i := range 4 {
-		c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		// A POST cannot be resent: the proxy checks the pooled connection before using it.
+		req := "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+		if i%2 == 1 {
+			req = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx"
+		}
+		c.send(req)
 		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "ok" {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}

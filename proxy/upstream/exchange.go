@@ -31,7 +31,14 @@ type Conn struct {
 	Reused bool
 	addr   string
 	idleAt time.Time
+	// socket is the dialer's connection under the accounting wrapper.
+	socket net.Conn
 }
+
+// Closed reports whether the upstream has closed a pooled connection while it was idle,
+// without waiting (a system call). For a request that cannot be sent twice: one that fails
+// on a closed connection cannot be resent on another.
+func (c *Conn) Closed() bool { return c.R.Buffered() > 0 || closedByPeer(c.socket) }
 
 // Codec reports whether the cluster's requests can go over the proxy's own codec: plaintext
 // HTTP/1.1 upstream. Others go through RoundTrip.
@@ -69,7 +76,8 @@ func (x *Exchange) Conn(fresh bool) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Conn: nc, R: bufio.NewReaderSize(nc, connBufferSize), W: bufio.NewWriterSize(nc, connBufferSize), addr: x.ep.addr}, nil
+	return &Conn{Conn: nc, R: bufio.NewReaderSize(nc, connBufferSize), W: bufio.NewWriterSize(nc, connBufferSize),
+		addr: x.ep.addr, socket: nc.(*trackedConn).Conn}, nil
 }
 
 // Put returns a connection whose last response was read to its end to the idle pool.
