@@ -27,21 +27,21 @@ func propagateTrace(h traceFields) {
 		copy(tp[:], old)
 	} else {
 		copy(tp[:], "00-")
-		hex.Encode(tp[3:19], nonZeroID())
-		hex.Encode(tp[19:35], nonZeroID())
+		putID(tp[3:19])
+		putID(tp[19:35])
 		copy(tp[52:], "-01")
 		h.Del("Tracestate")
 	}
 	tp[35] = '-'
-	hex.Encode(tp[36:52], nonZeroID())
+	putID(tp[36:52])
 	h.Set("Traceparent", string(tp[:]))
 }
 
-// nonZeroID returns 8 random bytes, not all zero (an invalid id).
-func nonZeroID() []byte {
+// putID writes 8 random bytes, not all zero (an invalid id), in hex into dst.
+func putID(dst []byte) {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], max(rand.Uint64(), 1))
-	return b[:]
+	hex.Encode(dst, b[:])
 }
 
 func isHex(s string) bool {
