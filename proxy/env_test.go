@@ -21,7 +21,7 @@ import (
 
 // env is a control plane and the proxies of its Gateways, on loopback.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	dir     string
 	xds     *xds.Server
@@ -34,7 +34,7 @@ type env struct {
 
 // newEnv translates the clusters, serves them over xDS and starts one proxy per Gateway,
 // returning once every proxy has its configuration.
-func newEnv(t *testing.T, clusters []filetest.Cluster) *env {
+func newEnv(t testing.TB, clusters []filetest.Cluster, opts ...func(*proxy.Options)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, ctx: ctx, dir: t.TempDir(), proxies: map[string]*proxy.Proxy{}, stop: map[string]context.CancelFunc{}}
@@ -47,7 +47,11 @@ func newEnv(t *testing.T, clusters []filetest.Cluster) *env {
 	e.update(clusters)
 	stopped := make(chan struct{})
 	for _, p := range e.last.Proxies {
-		px := proxy.New(proxy.Options{XDS: e.xds.Addr(), Node: p.Node, DrainTimeout: 5 * time.Second})
+		o := proxy.Options{XDS: e.xds.Addr(), Node: p.Node, DrainTimeout: 5 * time.Second}
+		for _, opt := range opts {
+			opt(&o)
+		}
+		px := proxy.New(o)
 		e.proxies[p.Node] = px
 		pctx, stop := context.WithCancel(ctx)
 		e.stop[p.Node] = stop
@@ -97,7 +101,7 @@ func (e *env) update(clusters []filetest.Cluster) {
 }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

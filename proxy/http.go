@@ -11,8 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strait-gw/strait/proxy/router"
 	"github.com/strait-gw/strait/proxy/upstream"
@@ -84,7 +87,13 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.TLS, _ = r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
 	}
 	ex := &exchange{}
-	defer func() { h.p.observe(h, r, ex, start) }()
+	defer func() {
+		h.p.record(h.listener, ex, start, nil)
+		if h.p.opts.AccessLog != nil {
+			h.p.accessLog(r.Context(), requestInfo{method: r.Method, host: r.Host, path: r.URL.Path, proto: r.Proto,
+				client: r.RemoteAddr, traceparent: r.Header.Get("Traceparent")}, ex, start)
+		}
+	}()
 
 	table := h.p.state.Load().tables[h.routeConfig]
 	if table == nil {
@@ -314,22 +323,27 @@ func isConnectError(err error) bool {
 // upstreamError answers a request that got no response from upstream.
 func (h *httpHandler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := r.Context().Value(exchangeKey{}).(*exchange)
-	switch {
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil && !errors.Is(r.Context().Err(), context.DeadlineExceeded):
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
 		// The client went away; nobody reads an answer, and it says nothing of the upstream.
 		ex.status = statusClientClosed
 		return
-	case errors.Is(err, upstream.ErrOverflow):
-		ex.status = http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		ex.status = http.StatusGatewayTimeout
-	case errors.Is(err, errClusterNotFound):
-		ex.status = ex.route.ClusterNotFoundResponseCode
-	default:
-		ex.status = http.StatusServiceUnavailable
 	}
+	ex.status = upstreamStatus(err, ex.route)
 	h.p.log.Debug("upstream error", "route", ex.route.Name, "error", err, "status", ex.status)
 	http.Error(w, http.StatusText(ex.status), ex.status)
+}
+
+// upstreamStatus is the status that answers a request that got no response from upstream.
+func upstreamStatus(err error, route *router.Route) int {
+	switch {
+	case errors.Is(err, upstream.ErrOverflow):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, errClusterNotFound):
+		return route.ClusterNotFoundResponseCode
+	}
+	return http.StatusServiceUnavailable
 }
 
 // cancelOnClose ends a per-try deadline when the response body is closed.
@@ -385,9 +399,15 @@ func (p *Proxy) mirror(clusterName string, req *http.Request, body []byte) {
 	}()
 }
 
-// observe records a finished request in metrics and the access log.
-func (p *Proxy) observe(h *httpHandler, r *http.Request, ex *exchange, start time.Time) {
-	elapsed := time.Since(start)
+// record counts a finished request in the metrics. last, if not nil, keeps the series of
+// the previous request of a connection: the next one usually has the same labels, and
+// finding a series by its labels costs more than the rest of counting.
+func (p *Proxy) record(listener string, ex *exchange, start time.Time, last *seriesCache) {
+	if last != nil && last.route == ex.route && last.cluster == ex.cluster && last.status == ex.status && last.listener == listener {
+		last.requests.Inc()
+		last.duration.Observe(time.Since(start).Seconds())
+		return
+	}
 	route, cluster := "", ""
 	if ex.route != nil {
 		route = ex.route.Name
@@ -395,15 +415,43 @@ func (p *Proxy) observe(h *httpHandler, r *http.Request, ex *exchange, start tim
 	if ex.cluster != nil {
 		cluster = ex.cluster.Name
 	}
-	code := strconv.Itoa(ex.status)
-	p.metrics.requests.WithLabelValues(h.listener, route, cluster, code).Inc()
-	p.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-	if p.opts.AccessLog != nil {
-		p.opts.AccessLog.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method), slog.String("host", r.Host), slog.String("path", r.URL.Path),
-			slog.String("protocol", r.Proto), slog.Int("status", ex.status), slog.Duration("duration", elapsed),
-			slog.String("route", route), slog.String("cluster", cluster), slog.String("upstream", ex.upstream),
-			slog.Int("attempts", ex.attempts), slog.String("client", r.RemoteAddr),
-			slog.String("traceparent", r.Header.Get("Traceparent")))
+	requests := p.metrics.requests.WithLabelValues(listener, route, cluster, strconv.Itoa(ex.status))
+	duration := p.metrics.duration.WithLabelValues(route)
+	requests.Inc()
+	duration.Observe(time.Since(start).Seconds())
+	if last != nil {
+		*last = seriesCache{listener: listener, route: ex.route, cluster: ex.cluster, status: ex.status, requests: requests, duration: duration}
 	}
+}
+
+// seriesCache is the metric series of a connection's last request, by its labels.
+type seriesCache struct {
+	listener string
+	route    *router.Route
+	cluster  *router.WeightedCluster
+	status   int
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// requestInfo is what the access log says of a request besides its exchange.
+type requestInfo struct {
+	method, host, path, proto, client, traceparent string
+}
+
+// accessLog writes a finished request's line to the access log.
+func (p *Proxy) accessLog(ctx context.Context, r requestInfo, ex *exchange, start time.Time) {
+	route, cluster := "", ""
+	if ex.route != nil {
+		route = ex.route.Name
+	}
+	if ex.cluster != nil {
+		cluster = ex.cluster.Name
+	}
+	p.opts.AccessLog.LogAttrs(ctx, slog.LevelInfo, "request",
+		slog.String("method", r.method), slog.String("host", r.host), slog.String("path", r.path),
+		slog.String("protocol", r.proto), slog.Int("status", ex.status), slog.Duration("duration", time.Since(start)),
+		slog.String("route", route), slog.String("cluster", cluster), slog.String("upstream", ex.upstream),
+		slog.Int("attempts", ex.attempts), slog.String("client", r.client),
+		slog.String("traceparent", r.traceparent))
 }

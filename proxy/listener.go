@@ -23,6 +23,8 @@ type boundListener struct {
 	// and kept across configuration changes.
 	servers map[string]*httpServer
 	conns   sync.WaitGroup
+	// fast are the connections on the fast path (fast.go).
+	fast fastConns
 	// releases holds, for each connection handed to an HTTP server, what to call once the
 	// server is done with it. The connection itself is handed over unwrapped: net/http finds
 	// a *tls.Conn's state (and serves HTTP/2 by ALPN) only on the connection it accepts.
@@ -108,10 +110,9 @@ func (bl *boundListener) dispatch(cfg *listenerConfig, chain *chainConfig, conn 
 		if hello != nil {
 			c = newReplayConn(conn, hello)
 		}
-		if chain.tls == nil {
-			c = newFramingConn(c)
-		} else {
-			tc := tls.Server(c, chain.tls)
+		var tc *tls.Conn
+		if chain.tls != nil {
+			tc = tls.Server(c, chain.tls)
 			ctx, cancel := context.WithTimeout(context.Background(), clientHelloTimeout)
 			err := tc.HandshakeContext(ctx)
 			cancel()
@@ -121,18 +122,21 @@ func (bl *boundListener) dispatch(cfg *listenerConfig, chain *chainConfig, conn 
 				return
 			}
 			if tc.ConnectionState().NegotiatedProtocol == "h2" {
-				c = tc
-			} else {
-				// HTTP/1.1 over TLS is checked like plaintext; net/http finds the TLS
-				// state through the ConnectionState method.
-				c = &tlsFramingConn{framingConn: newFramingConn(tc), tls: tc}
+				bl.serveNetHTTP(cfg, chain, tc, release)
+				return
 			}
+			c = tc
 		}
-		bl.releases.Store(c, release)
-		if !bl.server(cfg, chain).conns.push(c) {
-			bl.releases.Delete(c)
-			release()
-		}
+		bl.serveFast(cfg, chain, c, tc, release)
+	}
+}
+
+// serveNetHTTP hands an HTTP connection to the net/http server of its route configuration.
+func (bl *boundListener) serveNetHTTP(cfg *listenerConfig, chain *chainConfig, c net.Conn, release func()) {
+	bl.releases.Store(c, release)
+	if !bl.server(cfg, chain).conns.push(c) {
+		bl.releases.Delete(c)
+		release()
 	}
 }
 
@@ -169,6 +173,7 @@ func (bl *boundListener) shutdown(ctx context.Context) {
 	}
 	bl.mu.Unlock()
 	var wg sync.WaitGroup
+	wg.Go(func() { bl.fast.drain(ctx) })
 	for _, s := range servers {
 		wg.Go(func() {
 			if err := s.srv.Shutdown(ctx); err != nil {

@@ -26,7 +26,7 @@ func startHandler(t *testing.T, h http.HandlerFunc) *backend {
 
 // routeEnv serves one HTTPRoute rule with backends svc0, svc1... and returns the Gateway's
 // port.
-func routeEnv(t *testing.T, rule string, backends ...*backend) (int, *env) {
+func routeEnv(t testing.TB, rule string, backends ...*backend) (int, *env) {
 	t.Helper()
 	port := freePort(t)
 	manifests := gateway("web", "HTTP", port, "") + fmt.Sprintf(`---

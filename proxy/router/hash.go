@@ -117,7 +117,7 @@ func (hp *HashPolicy) hash(r *http.Request) (uint64, bool) {
 // chaining the seed as Envoy does.
 func (hp *HashPolicy) hashHeader(r *http.Request) (uint64, bool) {
 	if hp.header.pseudo != notPseudo {
-		v, _ := hp.header.get(r)
+		v, _ := hp.header.get(netRequest{r})
 		return xxhash.Sum64String(v), true
 	}
 	vs := r.Header[hp.header.key]

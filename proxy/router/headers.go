@@ -35,27 +35,58 @@ type headerOp struct {
 	value  string
 }
 
+// Fields are header fields a HeaderModifier can change: net/http's (see Apply) or those of
+// the proxy's own HTTP/1.1 codec. Keys are canonical.
+type Fields interface {
+	Has(key string) bool
+	Add(key, value string)
+	Set(key, value string)
+	Del(key string)
+}
+
 // Apply changes h in place.
-func (m HeaderModifier) Apply(h http.Header) {
+func (m HeaderModifier) Apply(h http.Header) { m.ApplyFields(netHeader(h)) }
+
+// ApplyFields changes f in place.
+func (m HeaderModifier) ApplyFields(f Fields) {
 	for _, op := range m.ops {
 		switch op.action {
 		case headerRemove:
-			delete(h, op.key)
+			f.Del(op.key)
 		case headerAppend:
-			h[op.key] = append(h[op.key], op.value)
+			f.Add(op.key, op.value)
 		case headerAddIfAbsent:
-			if len(h[op.key]) == 0 {
-				h[op.key] = []string{op.value}
+			if !f.Has(op.key) {
+				f.Add(op.key, op.value)
 			}
 		case headerOverwrite:
-			h[op.key] = []string{op.value}
+			f.Set(op.key, op.value)
 		case headerOverwriteIfExists:
-			if len(h[op.key]) > 0 {
-				h[op.key] = []string{op.value}
+			if f.Has(op.key) {
+				f.Set(op.key, op.value)
 			}
 		}
 	}
 }
+
+// Empty reports whether the modifier changes nothing.
+func (m HeaderModifier) Empty() bool { return len(m.ops) == 0 }
+
+// netHeader is an http.Header as Fields. Keys are canonical already: the map is used
+// directly.
+type netHeader http.Header
+
+// Has reports whether the field is present.
+func (h netHeader) Has(key string) bool { return len(h[key]) > 0 }
+
+// Add appends a value.
+func (h netHeader) Add(key, value string) { h[key] = append(h[key], value) }
+
+// Set replaces the values.
+func (h netHeader) Set(key, value string) { h[key] = []string{value} }
+
+// Del removes the field.
+func (h netHeader) Del(key string) { delete(h, key) }
 
 // joinHeaderOps concatenates the operations of several levels into one modifier.
 func joinHeaderOps(levels ...[]headerOp) HeaderModifier {

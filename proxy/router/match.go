@@ -14,15 +14,35 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
+// Request is what routes match on, so that requests parsed by the proxy's own HTTP/1.1
+// codec match without becoming *http.Request values first.
+type Request interface {
+	// Method is the request method.
+	Method() string
+	// Authority is the Host header (or :authority), port included.
+	Authority() string
+	// EscapedPath is the request target's path as sent, without the query; "/" if empty.
+	EscapedPath() string
+	// RawQuery is the query string without its "?".
+	RawQuery() string
+	// Header returns the field named by the canonical key, several values comma-joined.
+	Header(key string) (string, bool)
+	// TLS reports whether the request came over TLS.
+	TLS() bool
+}
+
 // Match returns the route for r, or nil when none matches (the proxy answers 404), with the
 // parameters the route's helpers need for r.
-func (t *Table) Match(r *http.Request) (*Route, Params) {
-	host, port := splitHostPort(r.Host)
+func (t *Table) Match(r *http.Request) (*Route, Params) { return t.MatchRequest(netRequest{r}) }
+
+// MatchRequest is Match for any Request.
+func (t *Table) MatchRequest(r Request) (*Route, Params) {
+	host, port := splitHostPort(r.Authority())
 	vh := t.hosts.find(host)
 	if vh == nil {
 		return nil, Params{}
 	}
-	p := Params{Host: host, Port: port, Path: requestPath(r)}
+	p := Params{Host: host, Port: port, Path: r.EscapedPath()}
 	for i := range vh.matches {
 		if vh.matches[i].matches(r, p.Path) {
 			return vh.routes[i], p
@@ -31,17 +51,55 @@ func (t *Table) Match(r *http.Request) (*Route, Params) {
 	return nil, Params{}
 }
 
-// requestPath is the escaped path Envoy matches: the request target up to the query, which
+// netRequest is a net/http request as a Request. Being a single pointer, it converts to the
+// interface without allocating.
+type netRequest struct{ r *http.Request }
+
+// Method is the request method, GET when unset.
+func (n netRequest) Method() string {
+	if n.r.Method == "" {
+		return http.MethodGet
+	}
+	return n.r.Method
+}
+
+// Authority is the request's Host.
+func (n netRequest) Authority() string { return n.r.Host }
+
+// EscapedPath is the escaped path Envoy matches: the request target up to the query, which
 // Go keeps in RawPath when it is not the default encoding of Path.
-func requestPath(r *http.Request) string {
-	if r.URL == nil {
+func (n netRequest) EscapedPath() string {
+	if n.r.URL == nil {
 		return "/"
 	}
-	if p := r.URL.EscapedPath(); p != "" {
+	if p := n.r.URL.EscapedPath(); p != "" {
 		return p
 	}
 	return "/"
 }
+
+// RawQuery is the URL's query.
+func (n netRequest) RawQuery() string {
+	if n.r.URL == nil {
+		return ""
+	}
+	return n.r.URL.RawQuery
+}
+
+// Header returns a field's values, comma-joined.
+func (n netRequest) Header(key string) (string, bool) {
+	switch vs := n.r.Header[key]; len(vs) {
+	case 0:
+		return "", false
+	case 1:
+		return vs[0], true
+	default:
+		return strings.Join(vs, ","), true
+	}
+}
+
+// TLS reports whether the request came over TLS.
+func (n netRequest) TLS() bool { return n.r.TLS != nil }
 
 // routeMatch holds the conditions of one route; all must hold.
 type routeMatch struct {
@@ -50,7 +108,7 @@ type routeMatch struct {
 	query   []queryMatcher
 }
 
-func (m *routeMatch) matches(r *http.Request, path string) bool {
+func (m *routeMatch) matches(r Request, path string) bool {
 	if !m.path.matches(path) {
 		return false
 	}
@@ -60,7 +118,7 @@ func (m *routeMatch) matches(r *http.Request, path string) bool {
 		}
 	}
 	for i := range m.query {
-		if r.URL == nil || !m.query[i].matches(r.URL.RawQuery) {
+		if !m.query[i].matches(r.RawQuery()) {
 			return false
 		}
 	}
@@ -273,7 +331,7 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 
 // matches follows Envoy: a missing header matches only a present_match that asks for its
 // absence (or, inverted, for its presence), unless treat_missing_header_as_empty is set.
-func (m *headerMatcher) matches(r *http.Request) bool {
+func (m *headerMatcher) matches(r Request) bool {
 	v, ok := m.header.get(r)
 	if !ok && !m.missingAsEmpty {
 		return m.present != nil && *m.present == m.invert
@@ -325,39 +383,25 @@ func compileRequestHeader(name string) (requestHeader, error) {
 }
 
 // get returns the header's value, comma-joining several values as Envoy does.
-func (h requestHeader) get(r *http.Request) (string, bool) {
+func (h requestHeader) get(r Request) (string, bool) {
 	switch h.pseudo {
 	case pseudoMethod:
-		if r.Method == "" {
-			return http.MethodGet, true
-		}
-		return r.Method, true
+		return r.Method(), true
 	case pseudoAuthority:
-		host, _ := splitHostPort(r.Host)
+		host, _ := splitHostPort(r.Authority())
 		return host, true
 	case pseudoScheme:
-		return requestScheme(r), true
-	case pseudoPath:
-		if r.URL == nil {
-			return "/", true
+		if r.TLS() {
+			return "https", true
 		}
-		return r.URL.RequestURI(), true
+		return "http", true
+	case pseudoPath:
+		if q := r.RawQuery(); q != "" {
+			return r.EscapedPath() + "?" + q, true
+		}
+		return r.EscapedPath(), true
 	}
-	switch vs := r.Header[h.key]; len(vs) {
-	case 0:
-		return "", false
-	case 1:
-		return vs[0], true
-	default:
-		return strings.Join(vs, ","), true
-	}
-}
-
-func requestScheme(r *http.Request) string {
-	if r.TLS != nil {
-		return "https"
-	}
-	return "http"
+	return r.Header(h.key)
 }
 
 // queryMatcher is Envoy's QueryParameterMatcher: only the first value of the parameter

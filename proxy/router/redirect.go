@@ -52,7 +52,10 @@ var defaultPorts = map[string]string{"http": "80", "https": "443"}
 //
 // p is what Match returned for r.
 func (rd *Redirect) Location(r *http.Request, p Params) string {
-	scheme, port := requestScheme(r), p.Port
+	scheme, port := "http", p.Port
+	if r.TLS != nil {
+		scheme = "https"
+	}
 	if rd.Scheme != "" {
 		scheme = rd.Scheme
 		if d, ok := defaultPorts[scheme]; ok {

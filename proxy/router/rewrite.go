@@ -16,13 +16,28 @@ import (
 // authority too), and the path is rewritten by the route's prefix_rewrite or regex_rewrite,
 // keeping the query string. p is what Match returned for r.
 func (rt *Route) RewriteRequest(r *http.Request, p Params) {
-	r.Host = p.Host
+	r.Host = rt.ForwardedHost(p)
+	if path, ok := rt.RewrittenPath(p); ok && r.URL != nil {
+		setEscapedPath(r.URL, path)
+	}
+}
+
+// ForwardedHost is the Host forwarded upstream: HostRewrite, or else the request's host
+// without its port.
+func (rt *Route) ForwardedHost(p Params) string {
 	if rt.HostRewrite != "" {
-		r.Host = rt.HostRewrite
+		return rt.HostRewrite
 	}
-	if rt.rewrite.kind != rewriteNone && r.URL != nil {
-		setEscapedPath(r.URL, rt.rewrite.apply(p.Path))
+	return p.Host
+}
+
+// RewrittenPath returns the escaped path forwarded upstream when the route rewrites it; ok
+// is false when it forwards the request's own.
+func (rt *Route) RewrittenPath(p Params) (path string, ok bool) {
+	if rt.rewrite.kind == rewriteNone {
+		return "", false
 	}
+	return rt.rewrite.apply(p.Path), true
 }
 
 // setEscapedPath sets u's path from its escaped form, so that the forwarded request target

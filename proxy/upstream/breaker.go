@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -100,8 +101,10 @@ type slots struct {
 // errPendingOverflow is the internal signal that the line is full.
 var errPendingOverflow = errors.New("pending")
 
-// acquire takes a slot, waiting in line if none is free and fewer than maxPending wait.
-func (s *slots) acquire(ctx context.Context, maxPending int64) error {
+// acquire takes a slot, waiting in line if none is free and fewer than maxPending wait,
+// until ctx ends; a nil ctx waits until deadline (the zero time: for ever), so that a caller
+// without a context makes one only when it has to wait.
+func (s *slots) acquire(ctx context.Context, deadline time.Time, maxPending int64) error {
 	s.mu.Lock()
 	if s.used < s.max && len(s.waiters) == 0 {
 		s.used++
@@ -115,6 +118,14 @@ func (s *slots) acquire(ctx context.Context, maxPending int64) error {
 	ready := make(chan struct{})
 	s.waiters = append(s.waiters, ready)
 	s.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+		if !deadline.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+	}
 
 	select {
 	case <-ready:

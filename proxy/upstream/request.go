@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"time"
 )
 
 var (
@@ -24,6 +25,36 @@ var (
 // nothing about the upstream. The response body must be closed; a 101 Switching Protocols
 // response's body is an io.ReadWriteCloser. The endpoint is returned whenever one was tried.
 func (c *Cluster) RoundTrip(req *http.Request, hash *uint64) (*http.Response, *Endpoint, error) {
+	cfg, ep, err := c.begin(req.Context(), time.Time{}, hash)
+	if err != nil {
+		return nil, nil, err
+	}
+	h1 := !cfg.spec.transport.http2
+	req.URL.Scheme, req.URL.Host = cfg.transport.scheme, ep.addr
+	resp, err := cfg.transport.rt.RoundTrip(req)
+	if err != nil {
+		c.finish(cfg.transport, ep, h1)
+		c.failed(errors.Is(req.Context().Err(), context.Canceled), cfg.spec.outlier, ep, err)
+		return nil, ep, err
+	}
+	c.responded(cfg.spec.outlier, ep, resp.StatusCode)
+	if resp.Body == http.NoBody {
+		c.finish(cfg.transport, ep, h1)
+		return resp, ep, nil
+	}
+	b := &body{ReadCloser: resp.Body, c: c, ep: ep, tr: cfg.transport, h1: h1}
+	if rw, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body = &upgradedBody{body: b, w: rw}
+	} else {
+		resp.Body = b
+	}
+	return resp, ep, nil
+}
+
+// begin takes a request's circuit breaker reservations (max_requests, and for HTTP/1.1 a
+// connection slot, waiting in line until ctx ends, or if ctx is nil until deadline) and
+// picks its endpoint.
+func (c *Cluster) begin(ctx context.Context, deadline time.Time, hash *uint64) (*clusterConfig, *Endpoint, error) {
 	cfg := c.cfg.Load()
 	if cfg == nil {
 		return nil, nil, fmt.Errorf("%w: %s", ErrClusterClosed, c.name)
@@ -36,7 +67,7 @@ func (c *Cluster) RoundTrip(req *http.Request, hash *uint64) (*http.Response, *E
 	// An HTTP/1.1 request occupies a connection: wait for one within max_connections.
 	h1 := !cfg.spec.transport.http2
 	if h1 {
-		if err := c.slots.acquire(req.Context(), lim.pending); err != nil {
+		if err := c.slots.acquire(ctx, deadline, lim.pending); err != nil {
 			c.requests.done()
 			if errors.Is(err, errPendingOverflow) {
 				c.stats.overflow.pending.Add(1)
@@ -53,31 +84,13 @@ func (c *Cluster) RoundTrip(req *http.Request, hash *uint64) (*http.Response, *E
 	}
 	ep.active.Add(1)
 	ep.requests.Add(1)
-	req.URL.Scheme, req.URL.Host = cfg.transport.scheme, ep.addr
-	resp, err := cfg.transport.rt.RoundTrip(req)
-	if err != nil {
-		c.finish(cfg.transport, ep, h1)
-		c.failed(req.Context(), cfg.spec.outlier, ep, err)
-		return nil, ep, err
-	}
-	c.stats.responses[min(5, max(1, resp.StatusCode/100))].Add(1)
-	c.recordOutcome(cfg.spec.outlier, ep, resp.StatusCode)
-	if resp.Body == http.NoBody {
-		c.finish(cfg.transport, ep, h1)
-		return resp, ep, nil
-	}
-	b := &body{ReadCloser: resp.Body, c: c, ep: ep, tr: cfg.transport, h1: h1}
-	if rw, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-		resp.Body = &upgradedBody{body: b, w: rw}
-	} else {
-		resp.Body = b
-	}
-	return resp, ep, nil
+	return cfg, ep, nil
 }
 
 // failed accounts for a request that got no response.
-func (c *Cluster) failed(ctx context.Context, spec *outlierSpec, ep *Endpoint, err error) {
-	if errors.Is(err, ErrOverflow) || errors.Is(ctx.Err(), context.Canceled) {
+// canceled says the client went away, which says nothing of the upstream.
+func (c *Cluster) failed(canceled bool, spec *outlierSpec, ep *Endpoint, err error) {
+	if errors.Is(err, ErrOverflow) || canceled {
 		return
 	}
 	c.stats.responses[0].Add(1)
@@ -93,6 +106,12 @@ func (c *Cluster) failed(ctx context.Context, spec *outlierSpec, ep *Endpoint, e
 	default:
 		c.recordOutcome(spec, ep, http.StatusBadGateway)
 	}
+}
+
+// responded accounts for a response from ep.
+func (c *Cluster) responded(spec *outlierSpec, ep *Endpoint, status int) {
+	c.stats.responses[min(5, max(1, status/100))].Add(1)
+	c.recordOutcome(spec, ep, status)
 }
 
 // release returns a request's breaker reservations.
@@ -183,7 +202,7 @@ func (c *Cluster) DialTCP(ctx context.Context, hash *uint64) (net.Conn, error) {
 	cancel()
 	c.tcp.unreserve(conn)
 	if err != nil {
-		c.failed(ctx, cfg.spec.outlier, ep, err)
+		c.failed(errors.Is(ctx.Err(), context.Canceled), cfg.spec.outlier, ep, err)
 		return nil, err
 	}
 	c.recordOutcome(cfg.spec.outlier, ep, http.StatusOK)

@@ -115,7 +115,10 @@ func anyTo(a *anypb.Any, m proto.Message) error {
 type transport struct {
 	rt      *http.Transport
 	scheme  string
+	opts    transportOptions
 	retired atomic.Bool
+	// idle is the pool of the proxy's own codec (see Exchange); rt keeps its own.
+	idle idlePool
 }
 
 // newHTTPTransport builds the pool for a cluster: keep-alive HTTP/1.1, or HTTP/2 with prior
@@ -123,7 +126,7 @@ type transport struct {
 // decompression (bodies pass through as they are), and no automatic HTTP/2 upgrade.
 // dial opens (and accounts for) a plain TCP connection.
 func newHTTPTransport(o transportOptions, cfg *tls.Config, dial func(context.Context, string) (net.Conn, error)) *transport {
-	t := &transport{scheme: "http", rt: &http.Transport{
+	t := &transport{scheme: "http", opts: o, rt: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, o.connectTimeout)
 			defer cancel()
@@ -179,6 +182,7 @@ func newHTTPTransport(o transportOptions, cfg *tls.Config, dial func(context.Con
 func (t *transport) retire() {
 	t.retired.Store(true)
 	t.rt.CloseIdleConnections()
+	t.idle.close()
 }
 
 // connectError is a failure to establish a connection (TCP or TLS) to an endpoint.

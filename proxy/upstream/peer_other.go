@@ -1,0 +1,9 @@
+//go:build !(linux || darwin)
+
+package upstream
+
+import "net"
+
+// closedByPeer cannot look into the socket here: a connection the upstream closed is found
+// when a request fails on it.
+func closedByPeer(net.Conn) bool { return false }
