@@ -1,9 +1,4 @@
-//go:build localcluster
-
-// This test runs against real API servers (e2e/localcluster, from the localcluster branch):
-// go test -tags localcluster ./provider/kubernetes -run TestLocalCluster
-// STRAIT_KUBE_BIN_DIR, if set, names a directory with etcd, kube-apiserver and
-// kube-controller-manager (localcluster.Options.BinDir).
+// This test runs against real API servers started by e2e/localcluster.
 
 package kubernetes
 
@@ -77,8 +72,7 @@ func applyMemberRBAC(t *testing.T, cfg *rest.Config) {
 // stale, keeps its resources, its ClusterLink says Unreachable) and started again (eu
 // resyncs and is Ready).
 func TestLocalCluster(t *testing.T) {
-	fleet := localcluster.StartForTest(t, localcluster.Options{Clusters: []string{"us", "eu"},
-		BinDir: os.Getenv("STRAIT_KUBE_BIN_DIR")})
+	fleet := localcluster.StartForTest(t, localcluster.Options{Clusters: []string{"us", "eu"}})
 	us, eu := fleet.Cluster("us"), fleet.Cluster("eu")
 	ctx := t.Context()
 	memberConfig := map[string]*rest.Config{}

@@ -1,7 +1,4 @@
-//go:build localcluster
-
-// This test runs against real API servers (e2e/localcluster, from the localcluster branch):
-// go test -tags localcluster ./provider/kubernetes/mirror -run TestLocalClusters
+// This test runs against real API servers started by e2e/localcluster.
 
 package mirror
 

@@ -1,7 +1,4 @@
-//go:build localcluster
-
-// This test runs against a real API server (e2e/localcluster, from the localcluster branch):
-// go test -tags localcluster ./provider/kubernetes/status -run TestLocalCluster
+// This test runs against a real API server started by e2e/localcluster.
 
 package status
 
