@@ -102,7 +102,7 @@ type authenticator struct {
 // prepareTransport reads the TLS files, or checks that a plaintext server stays on this host.
 func (s *Server) prepareTransport() error {
 	if s.auth == nil {
-		if !plaintextAllowed(s.addr) {
+		if !HostOnly(s.addr) {
 			return fmt.Errorf("xds: refusing to serve plaintext, unauthenticated xDS on %s: any client could read every node's configuration and secrets; give a server certificate, key and client CA bundle (controller --xds-cert, --xds-key, --xds-client-ca) or listen on a loopback address or a unix socket", s.addr)
 		}
 		return nil
@@ -121,11 +121,11 @@ func (s *Server) prepareTransport() error {
 	return nil
 }
 
-// plaintextAllowed reports whether a plaintext listen address is reachable from this host
-// only: a unix socket or a loopback address. Unlike a client's target, the unspecified
-// address is not: it listens on every interface.
-func plaintextAllowed(addr string) bool {
-	if strings.HasPrefix(addr, "unix://") {
+// HostOnly reports whether addr names this host alone: a unix socket, localhost or a
+// loopback IP, where plaintext xDS is allowed. The unspecified address ("0.0.0.0") is not: a
+// server listening there is reachable on every interface.
+func HostOnly(addr string) bool {
+	if strings.HasPrefix(addr, "unix:") {
 		return true
 	}
 	host, _, err := net.SplitHostPort(addr)

@@ -36,7 +36,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -175,18 +174,15 @@ func (c *Client) check() error {
 // local reports whether a plaintext connection to addr stays on this host. Dialing the
 // unspecified address (a control plane's listen address, "0.0.0.0:18000") reaches this host.
 func local(addr string) bool {
-	if strings.HasPrefix(addr, "unix:") {
+	if xds.HostOnly(addr) {
 		return true
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
 	}
-	if host == "localhost" {
-		return true
-	}
 	ip, err := netip.ParseAddr(host)
-	return err == nil && (ip.IsLoopback() || ip.IsUnspecified())
+	return err == nil && ip.IsUnspecified()
 }
 
 // backoff is the wait before the given reconnection attempt (0 for the first): a random
