@@ -3,7 +3,10 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -121,5 +124,87 @@ spec:
 	_, err = client.UnaryCall(short, &testgrpc.SimpleRequest{ResponseSize: 2000})
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Errorf("deadline: got %v, want DeadlineExceeded", err)
+	}
+}
+
+// TestGRPCLocalReplies checks what the proxy answers a gRPC client itself: past the client's
+// grpc-timeout, DEADLINE_EXCEEDED even though the server ignores the deadline; for a server
+// that resets the stream, UNAVAILABLE. Both are trailers-only gRPC responses (HTTP 200), which
+// a gRPC client reads as the status they carry. The client here is plain HTTP/2 and has no
+// deadline of its own: what it gets is what the proxy said.
+func TestGRPCLocalReplies(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Protocols: protocols,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/test.Svc/Slow": // ignores its deadline; answers only when the test ends
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			case "/test.Svc/Reset":
+				panic(http.ErrAbortHandler)
+			}
+		})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	be := &backend{port: ln.Addr().(*net.TCPAddr).Port}
+
+	port := freePort(t)
+	manifests := gateway("web", "HTTP", port, "") + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: test, namespace: default}
+spec:
+  parentRefs: [{name: web}]
+  hostnames: [grpc.local]
+  rules:
+  - matches: [{method: {service: test.Svc}}]
+    backendRefs: [{name: grpc, port: 80}]
+---
+` + service("grpc", false, "kubernetes.io/h2c", be)
+	newEnv(t, []filetest.Cluster{{Name: "us", Manifests: manifests}})
+
+	client := &http.Client{Transport: &http.Transport{Protocols: protocols}, Timeout: 10 * time.Second}
+	call := func(method, timeout string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/test.Svc/%s", port, method), http.NoBody)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "grpc.local"
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Te", "trailers")
+		if timeout != "" {
+			req.Header.Set("Grpc-Timeout", timeout)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for _, tt := range []struct {
+		method, timeout string
+		want            codes.Code
+	}{
+		{"Slow", "100m", codes.DeadlineExceeded},
+		{"Reset", "", codes.Unavailable},
+	} {
+		resp := call(tt.method, tt.timeout)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/grpc" ||
+			resp.Header.Get("Grpc-Status") != strconv.Itoa(int(tt.want)) {
+			t.Errorf("%s: HTTP %d, content-type %q, grpc-status %q; want HTTP 200, application/grpc, grpc-status %d (%v)",
+				tt.method, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Grpc-Status"), tt.want, tt.want)
+		}
 	}
 }

@@ -142,6 +142,14 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, route.Timeout)
 		defer cancel()
 	}
+	// A gRPC client gives up at its grpc-timeout, and so does its server, which resets the
+	// stream then: the proxy keeps the same deadline, so that it answers DEADLINE_EXCEEDED
+	// rather than mistake the server's reset for a failure.
+	if d, ok := grpcTimeout(r.Header); ok && isGRPC(r) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	// A shallow copy is enough: ReverseProxy clones the request itself, and only its
 	// clone (in rewrite) is modified.
 	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, ex))
@@ -322,14 +330,27 @@ func isConnectError(err error) bool {
 
 // upstreamError answers a request that got no response from upstream.
 func (h *httpHandler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	ex := r.Context().Value(exchangeKey{}).(*exchange)
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+	ctx := r.Context()
+	ex := ctx.Value(exchangeKey{}).(*exchange)
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// The client went away; nobody reads an answer, and it says nothing of the upstream.
+		// The error is not always context.Canceled: the upstream stream may have been reset
+		// first, as canceling the request does.
 		ex.status = statusClientClosed
 		return
 	}
 	ex.status = upstreamStatus(err, ex.route)
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		// Past the request's deadline, whatever failed (an upstream that gave up at the
+		// same deadline and reset the stream, say) failed because time ran out. The
+		// deadline's own timer may not have fired yet: the clock decides.
+		ex.status = http.StatusGatewayTimeout
+	}
 	h.p.log.Debug("upstream error", "route", ex.route.Name, "error", err, "status", ex.status)
+	if isGRPC(r) {
+		writeGRPCError(w, ex.status)
+		return
+	}
 	http.Error(w, http.StatusText(ex.status), ex.status)
 }
 

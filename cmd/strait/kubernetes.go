@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/strait-gw/strait/provider/file"
 	"github.com/strait-gw/strait/provider/kubernetes"
@@ -193,12 +192,12 @@ func runKubeControlPlane(ctx context.Context, s *kubeSetup, xdsAddr, adminAddr s
 	provider := kubernetes.New(opts)
 	members := provider.Registry()
 	statuses, err := status.New(status.Options{
-		Clients: func(cluster string) (gwclient.Interface, bool) {
+		Clients: func(cluster string) (status.Client, bool) {
 			m, ok := members.Get(cluster)
 			if !ok {
-				return nil, false
+				return status.Client{}, false
 			}
-			return m.Clients.Gateway, true
+			return status.Client{Gateway: m.Clients.Gateway, Dynamic: m.Clients.Dynamic}, true
 		},
 		IsLeader:   elector.IsLeader,
 		Registerer: reg,

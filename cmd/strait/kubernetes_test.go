@@ -133,7 +133,7 @@ func TestControllerServesKubernetes(t *testing.T) {
 		if cfg.Host != "https://us.test" {
 			return nil, fmt.Errorf("unknown cluster %s", cfg.Host)
 		}
-		return &kubernetes.Clients{Kube: us.Kube, Gateway: us.Gateway, MCS: us.MCS}, nil
+		return &kubernetes.Clients{Kube: us.Kube, Gateway: us.Gateway, MCS: us.MCS, Dynamic: us.Dynamic}, nil
 	}
 	kubeProbe = func(context.Context, *kubernetes.Clients) error { return nil }
 	t.Cleanup(func() { newKubeClients, kubeProbe = kubernetes.NewClients, nil })

@@ -154,9 +154,13 @@ spec:
 	}
 
 	t.Run("health check takes the sick pod out of rotation", func(t *testing.T) {
-		// A probe starts only after the verdict of the previous one is applied, so two
-		// probes of the sick pod mean the proxy knows it is sick. Users send nothing before.
-		waitFor(t, func() bool { return health[1].probe.Load() >= 2 })
+		// New endpoints take no traffic before their first probe, except while none of the
+		// Service's has a verdict (then all do, as in Envoy's panic mode). A probe starts only
+		// after the verdict of the previous one is applied, so a second probe of every pod
+		// means each has its verdict. Users send nothing before.
+		waitFor(t, func() bool {
+			return health[0].probe.Load() >= 2 && health[1].probe.Load() >= 2 && health[2].probe.Load() >= 2
+		})
 		served := map[string]int{}
 		for range 200 {
 			status, pod := get("health.local", "")

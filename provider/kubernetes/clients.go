@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
@@ -21,6 +22,9 @@ type Clients struct {
 	Gateway gwclient.Interface
 	// MCS reads and writes ServiceExports and ServiceImports.
 	MCS mcsclient.Interface
+	// Dynamic reads and writes Strait's own kinds (BackendTrafficPolicies), which have no
+	// generated typed client.
+	Dynamic dynamic.Interface
 }
 
 // NewClients returns the clients of the cluster cfg points to.
@@ -37,7 +41,11 @@ func NewClients(cfg *rest.Config) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mcs-api client: %w", err)
 	}
-	return &Clients{Kube: kube, Gateway: gw, MCS: mcs}, nil
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	return &Clients{Kube: kube, Gateway: gw, MCS: mcs, Dynamic: dyn}, nil
 }
 
 // Member is a member cluster as the status and mirror writers see it: its description and

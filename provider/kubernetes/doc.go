@@ -9,7 +9,9 @@
 // and a removed link stops it.
 //
 // Each cluster has informers for exactly the kinds the translator reads, those its API
-// server serves (discovery decides: a kind whose CRD is missing is not watched). To keep
+// server serves (discovery decides: a kind whose CRD is missing is not watched). Strait's own
+// BackendTrafficPolicies, which have no generated clientset, are watched with a dynamic
+// informer and turned into typed objects before they are cached. To keep
 // memory low, objects lose their managedFields and kubectl's last-applied annotation before
 // they are cached, Secrets of types the translator never reads (service account tokens,
 // Helm releases, registry credentials...) are not watched, and Secrets and ConfigMaps keep

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/provider/kubernetes/kubetest"
 	"github.com/strait-gw/strait/translator"
 )
@@ -42,7 +43,7 @@ func (c *fakeCluster) waitWatching(t *testing.T) {
 }
 
 func (c *fakeCluster) clients() *Clients {
-	return &Clients{Kube: c.Kube, Gateway: c.Gateway, MCS: c.MCS}
+	return &Clients{Kube: c.Kube, Gateway: c.Gateway, MCS: c.MCS, Dynamic: c.Dynamic}
 }
 
 // fakeClusters maps API server hosts to fake clusters: the provider's NewClients.
@@ -228,6 +229,26 @@ func endpointSlice(ns, svc, addr string) *discoveryv1.EndpointSlice {
 
 func secret(ns, name string, typ corev1.SecretType, data map[string][]byte) *corev1.Secret {
 	return &corev1.Secret{ObjectMeta: meta(ns, name), Type: typ, Data: data}
+}
+
+func trafficPolicy(ns, name, svc string) *straitv1alpha1.BackendTrafficPolicy {
+	return &straitv1alpha1.BackendTrafficPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: straitv1alpha1.SchemeGroupVersion.String(), Kind: straitv1alpha1.BackendTrafficPolicyKind},
+		ObjectMeta: meta(ns, name),
+		Spec: straitv1alpha1.BackendTrafficPolicySpec{
+			TargetRefs:   []gwapiv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Kind: "Service", Name: gwapiv1.ObjectName(svc)}}},
+			LoadBalancer: &straitv1alpha1.LoadBalancer{Type: straitv1alpha1.LoadBalancerLeastRequest},
+		}}
+}
+
+// mustUnstructured converts a typed object to its unstructured content.
+func mustUnstructured(t *testing.T, obj any) map[string]any {
+	t.Helper()
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func restConfig(host string) *rest.Config { return &rest.Config{Host: host} }

@@ -9,8 +9,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -20,6 +23,7 @@ import (
 	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 	mcsinformers "sigs.k8s.io/mcs-api/pkg/client/informers/externalversions"
 
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -28,6 +32,9 @@ type factories struct {
 	kube    informers.SharedInformerFactory
 	gateway gwinformers.SharedInformerFactory
 	mcs     mcsinformers.SharedInformerFactory
+	// strait watches Strait's own kinds, which have no generated clientset: trim turns its
+	// unstructured objects into typed ones before they enter the cache.
+	strait dynamicinformer.DynamicSharedInformerFactory
 }
 
 func newFactories(c *Clients) *factories {
@@ -37,6 +44,7 @@ func newFactories(c *Clients) *factories {
 		kube:    informers.NewSharedInformerFactory(c.Kube, 0),
 		gateway: gwinformers.NewSharedInformerFactory(c.Gateway, 0),
 		mcs:     mcsinformers.NewSharedInformerFactory(c.MCS, 0),
+		strait:  dynamicinformer.NewDynamicSharedInformerFactory(c.Dynamic, 0),
 	}
 }
 
@@ -44,6 +52,7 @@ func (f *factories) start(stop <-chan struct{}) {
 	f.kube.Start(stop)
 	f.gateway.Start(stop)
 	f.mcs.Start(stop)
+	f.strait.Start(stop)
 }
 
 // shutdown waits for every informer goroutine to end; the stop channel must be closed.
@@ -51,6 +60,7 @@ func (f *factories) shutdown() {
 	f.kube.Shutdown()
 	f.gateway.Shutdown()
 	f.mcs.Shutdown()
+	f.strait.Shutdown()
 }
 
 // kind is one kind of object the translator reads.
@@ -78,6 +88,9 @@ var (
 	gatewayV1   = schema.GroupVersion(gwapiv1.GroupVersion)
 	mcsV1alpha1 = mcsv1alpha1.SchemeGroupVersion
 )
+
+// BackendTrafficPolicyResource is the resource of BackendTrafficPolicies.
+var BackendTrafficPolicyResource = straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")
 
 // kinds are the kinds the translator reads (translator.ClusterResources), in its order.
 var kinds = []kind{
@@ -138,6 +151,13 @@ var kinds = []kind{
 			return f.mcs.Multicluster().V1alpha1().ServiceImports().Informer()
 		},
 		fill: fill(func(r *translator.ClusterResources) *[]*mcsv1alpha1.ServiceImport { return &r.ServiceImports })},
+	{name: "BackendTrafficPolicy", resource: BackendTrafficPolicyResource, specOnly: true,
+		informer: func(f *factories) cache.SharedIndexInformer {
+			return f.strait.ForResource(BackendTrafficPolicyResource).Informer()
+		},
+		fill: fill(func(r *translator.ClusterResources) *[]*straitv1alpha1.BackendTrafficPolicy {
+			return &r.BackendTrafficPolicies
+		})},
 }
 
 // ignoredSecretTypes are Secret types the translator never reads and that can be many
@@ -190,11 +210,24 @@ var keptDataKeys = []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey, "ca.crt"
 // lastApplied is kubectl's copy of the whole object, as large as the object itself.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
+// straitScheme knows Strait's own kinds, which trim turns from unstructured into typed.
+var straitScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := straitv1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}()
+
 // trim drops, before an object enters the cache, what the translator never reads:
 // managedFields and kubectl's last-applied annotation of every object, and every Secret and
-// ConfigMap key but keptDataKeys. It runs on the object just decoded from the watch, which
-// nothing else holds yet.
+// ConfigMap key but keptDataKeys. It turns the unstructured objects of Strait's kinds into
+// typed ones, once per event rather than at every translation. It runs on the object just
+// decoded from the watch, which nothing else holds yet.
 func trim(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		obj = typed(u)
+	}
 	switch o := obj.(type) {
 	case *corev1.Secret:
 		maps.DeleteFunc(o.Data, func(k string, _ []byte) bool { return !slices.Contains(keptDataKeys, k) })
@@ -210,6 +243,20 @@ func trim(obj any) (any, error) {
 		}
 	}
 	return obj, nil
+}
+
+// typed converts an object of one of Strait's kinds to its Go type. An object that does not
+// convert (the CRD's schema makes that unlikely) stays unstructured: fill leaves it out of the
+// Input, as it would an object of an unknown kind.
+func typed(u *unstructured.Unstructured) any {
+	t, err := straitScheme.New(u.GroupVersionKind())
+	if err != nil {
+		return u
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, t); err != nil {
+		return u
+	}
+	return t
 }
 
 // relevantUpdate says whether an update may change what the translator reads: a relist

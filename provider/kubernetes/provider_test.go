@@ -14,6 +14,7 @@ import (
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -42,6 +43,7 @@ func usCluster() *fakeCluster {
 		&corev1.ConfigMap{ObjectMeta: meta("default", "kube-root-ca.crt"), Data: map[string]string{"ca.crt": "root"}},
 		&mcsv1alpha1.ServiceExport{ObjectMeta: meta("default", "podinfo")},
 		&mcsv1alpha1.ServiceImport{ObjectMeta: meta("default", "podinfo"), Spec: mcsv1alpha1.ServiceImportSpec{Type: mcsv1alpha1.ClusterSetIP}},
+		trafficPolicy("default", "podinfo-traffic", "podinfo"),
 	)
 }
 
@@ -70,17 +72,18 @@ func TestInput(t *testing.T) {
 		t.Errorf("cluster (-want +got):\n%s", diff)
 	}
 	got := map[string][]string{
-		"namespaces":     names(res.Namespaces),
-		"gatewayClasses": names(res.GatewayClasses),
-		"gateways":       names(res.Gateways),
-		"httpRoutes":     names(res.HTTPRoutes),
-		"services":       names(res.Services),
-		"endpointSlices": names(res.EndpointSlices),
-		"policies":       names(res.BackendTLSPolicies),
-		"secrets":        names(res.Secrets),
-		"configMaps":     names(res.ConfigMaps),
-		"exports":        names(res.ServiceExports),
-		"imports":        names(res.ServiceImports),
+		"namespaces":      names(res.Namespaces),
+		"gatewayClasses":  names(res.GatewayClasses),
+		"gateways":        names(res.Gateways),
+		"httpRoutes":      names(res.HTTPRoutes),
+		"services":        names(res.Services),
+		"endpointSlices":  names(res.EndpointSlices),
+		"policies":        names(res.BackendTLSPolicies),
+		"secrets":         names(res.Secrets),
+		"configMaps":      names(res.ConfigMaps),
+		"exports":         names(res.ServiceExports),
+		"imports":         names(res.ServiceImports),
+		"trafficPolicies": names(res.BackendTrafficPolicies),
 	}
 	want := map[string][]string{
 		"namespaces":     {"/default"},
@@ -91,10 +94,11 @@ func TestInput(t *testing.T) {
 		"endpointSlices": {"default/podinfo-abcde"},
 		"policies":       {"default/podinfo-tls"},
 		// Only what a Gateway or a BackendTLSPolicy refers to.
-		"secrets":    {"default/ca-secret", "default/gw-cert"},
-		"configMaps": {"default/ca"},
-		"exports":    {"default/podinfo"},
-		"imports":    {"default/podinfo"},
+		"secrets":         {"default/ca-secret", "default/gw-cert"},
+		"configMaps":      {"default/ca"},
+		"exports":         {"default/podinfo"},
+		"imports":         {"default/podinfo"},
+		"trafficPolicies": {"default/podinfo-traffic"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("objects (-want +got):\n%s", diff)
@@ -110,6 +114,11 @@ func TestInput(t *testing.T) {
 	}
 	if cm := res.ConfigMaps[0]; !maps2Equal(cm.Data, map[string]string{"ca.crt": "ca"}) || cm.BinaryData != nil {
 		t.Errorf("configmap data %v, binary %v", cm.Data, cm.BinaryData)
+	}
+	// Read through the dynamic client and typed before caching, spec and all.
+	if p := res.BackendTrafficPolicies[0]; len(p.Spec.TargetRefs) != 1 || p.Spec.TargetRefs[0].Name != "podinfo" ||
+		p.Spec.LoadBalancer == nil || p.Spec.LoadBalancer.Type != straitv1alpha1.LoadBalancerLeastRequest || len(p.ManagedFields) != 0 {
+		t.Errorf("BackendTrafficPolicy %+v, want its target, its spec and no managedFields", p)
 	}
 	if got := names(cluster(in, "eu").ServiceExports); !slices.Equal(got, []string{"default/podinfo"}) {
 		t.Errorf("eu exports %v", got)
@@ -142,6 +151,14 @@ func TestUpdateRepublishes(t *testing.T) {
 	}
 	waitInput(t, ch, "the new route", func(in *translator.Input) bool {
 		return slices.Equal(names(in.Clusters[0].HTTPRoutes), []string{"default/new"})
+	})
+
+	policy := toUnstructured(mustUnstructured(t, trafficPolicy("default", "new", "podinfo")))
+	if _, err := us.Dynamic.Resource(BackendTrafficPolicyResource).Namespace("default").Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitInput(t, ch, "the new BackendTrafficPolicy", func(in *translator.Input) bool {
+		return slices.Equal(names(in.Clusters[0].BackendTrafficPolicies), []string{"default/new"})
 	})
 
 	es := endpointSlice("default", "podinfo", "10.0.0.2")

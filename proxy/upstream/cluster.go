@@ -100,8 +100,11 @@ func (c *Cluster) apply(spec *clusterSpec) {
 	for _, es := range spec.endpoints {
 		ep := c.endpoints[es.addr]
 		if ep == nil {
+			// As in Envoy, a new endpoint of a health-checked cluster is not trusted before
+			// its first check, which runs at once; one without checks is healthy.
 			ep = &Endpoint{addr: es.addr}
-			ep.activeHealthy.Store(true)
+			ep.activeHealthy.Store(spec.health == nil)
+			ep.checkPending.Store(spec.health != nil)
 		}
 		ep.spec = es
 		next[es.addr] = ep
@@ -139,6 +142,7 @@ func (c *Cluster) applyHealthChecks(old, spec *clusterSpec, transportChanged boo
 	for _, ep := range c.order {
 		if c.checker == nil {
 			ep.activeHealthy.Store(true)
+			ep.checkPending.Store(false)
 			continue
 		}
 		if ep.stopCheck != nil && ep.checking != ep.spec.checkAddr {
@@ -195,21 +199,52 @@ func (c *Cluster) applyOutlier(spec *clusterSpec) {
 }
 
 // rebuildLocked recomputes the load-balancing snapshot from current membership and health.
+//
+// Endpoints waiting for their first health check take no traffic and do not count towards
+// the panic threshold (Envoy's ignore_new_hosts_until_first_hc), so that a few new endpoints
+// cannot push a healthy cluster into panic. When no other endpoint is usable (a new cluster,
+// or every settled endpoint down), they count as unhealthy like the rest, and the panic
+// threshold decides as it does for any cluster without a healthy endpoint.
 func (c *Cluster) rebuildLocked() {
 	if c.cfg.Load() == nil {
 		return
 	}
-	c.snap.Store(buildSnapshot(c.spec, c.order))
+	eps := c.order
+	if settled := settledEndpoints(eps); len(settled) < len(eps) && anyUsable(settled) {
+		eps = settled
+	}
+	c.snap.Store(buildSnapshot(c.spec, eps))
 }
 
-// setActiveHealth records an active health check verdict that changed, unless the check
-// that reached it has since been stopped.
+// settledEndpoints returns the endpoints that are not waiting for their first health check.
+func settledEndpoints(eps []*Endpoint) []*Endpoint {
+	out := make([]*Endpoint, 0, len(eps))
+	for _, ep := range eps {
+		if !ep.checkPending.Load() {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+func anyUsable(eps []*Endpoint) bool {
+	for _, ep := range eps {
+		if ep.availability() != edsUnhealthy {
+			return true
+		}
+	}
+	return false
+}
+
+// setActiveHealth records an active health check verdict that changed, or an endpoint's
+// first verdict, unless the check that reached it has since been stopped.
 func (c *Cluster) setActiveHealth(ctx context.Context, ep *Endpoint, healthy bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ctx.Err() != nil {
 		return
 	}
+	ep.checkPending.Store(false)
 	ep.activeHealthy.Store(healthy)
 	c.log.Info("endpoint health changed", "endpoint", ep.addr, "healthy", healthy, "by", "active health check")
 	c.rebuildLocked()

@@ -15,7 +15,11 @@ type Endpoint struct {
 	active atomic.Int64
 	// activeHealthy is the verdict of active health checks; true without them.
 	activeHealthy atomic.Bool
-	outlier       outlierState
+	// checkPending is true from when an endpoint joins a cluster with active health checks
+	// until its first check's verdict: it starts unhealthy and takes no traffic meanwhile
+	// (see Cluster.rebuildLocked).
+	checkPending atomic.Bool
+	outlier      outlierState
 
 	requests atomic.Uint64
 	failures atomic.Uint64

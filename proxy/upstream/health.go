@@ -242,10 +242,13 @@ func (ck *checker) run(ctx context.Context, c *Cluster, ep *Endpoint, addr strin
 			return
 		}
 		healthy := ep.activeHealthy.Load()
+		// The first check of a new endpoint decides at once, either way, as in Envoy: the
+		// thresholds are for changes of a verdict, and a new endpoint has none yet.
+		first := ep.checkPending.Load()
 		if res == checkPassed {
 			c.stats.checksPassed.Add(1)
 			successes, failures = successes+1, 0
-			if !healthy && successes >= ck.spec.healthyThreshold {
+			if !healthy && (first || successes >= ck.spec.healthyThreshold) {
 				healthy = true
 				c.setActiveHealth(ctx, ep, true)
 			}
@@ -255,7 +258,7 @@ func (ck *checker) run(ctx context.Context, c *Cluster, ep *Endpoint, addr strin
 		} else {
 			c.stats.checksFailed.Add(1)
 			successes, failures = 0, failures+1
-			if healthy && (res == checkFailedNow || failures >= ck.spec.unhealthyThreshold) {
+			if first || (healthy && (res == checkFailedNow || failures >= ck.spec.unhealthyThreshold)) {
 				healthy = false
 				c.setActiveHealth(ctx, ep, false)
 			}

@@ -3,6 +3,7 @@ package upstream
 import (
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,6 +73,18 @@ func activeHealthy(t *testing.T, c *Cluster, addr string) bool {
 	return false
 }
 
+// pending says whether the endpoint at addr waits for its first health check.
+func pending(t *testing.T, c *Cluster, addr string) bool {
+	t.Helper()
+	for _, e := range c.Stats().Endpoints {
+		if e.Address == addr {
+			return e.HealthCheckPending
+		}
+	}
+	t.Fatalf("no endpoint %s", addr)
+	return false
+}
+
 func TestActiveHTTPHealthCheck(t *testing.T) {
 	a, b := newCheckedBackend(t, "a"), newCheckedBackend(t, "b")
 	m := newTestManager(t, Options{})
@@ -104,7 +117,10 @@ func TestActiveTCPHealthCheck(t *testing.T) {
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("tcp", healthCheck(20*time.Millisecond, 20*time.Millisecond, tcpHealthCheck)),
 		assignment("tcp", loc{eps: eps(up.addr(), down.addr())}))
-	eventually(t, settle, "the closed endpoint marked down", func() bool { return !activeHealthy(t, c, down.addr()) })
+	eventually(t, settle, "both first checks", func() bool { return !pending(t, c, up.addr()) && !pending(t, c, down.addr()) })
+	if activeHealthy(t, c, down.addr()) {
+		t.Error("the closed endpoint was not marked down")
+	}
 	if !activeHealthy(t, c, up.addr()) {
 		t.Error("the listening endpoint was marked down")
 	}
@@ -121,7 +137,10 @@ func TestHealthStateSurvivesUpdate(t *testing.T) {
 	hc := healthCheck(20*time.Millisecond, time.Hour, httpHealthCheck)
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr(), b.addr(), k.addr())}))
-	eventually(t, settle, "a marked down", func() bool { return !activeHealthy(t, c, a.addr()) })
+	eventually(t, settle, "a's first check", func() bool { return !pending(t, c, a.addr()) })
+	if activeHealthy(t, c, a.addr()) {
+		t.Fatal("a passed its first check while failing it")
+	}
 	a.healthy.Store(true)
 	// The check that marked a down has landed; the next one is an hour away.
 	aChecks := a.checks.Load()
@@ -178,4 +197,121 @@ func TestHealthCheckUnejects(t *testing.T) {
 	}
 	failing.Store(false)
 	eventually(t, settle, "a passing check unejects flaky", func() bool { return !ejected() })
+}
+
+// gatedBackend is a checkedBackend whose health checks wait until release is closed.
+func gatedBackend(t *testing.T, name string) (*checkedBackend, func()) {
+	b := newCheckedBackend(t, name)
+	gate := make(chan struct{})
+	handler := b.Config.Handler
+	b.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			<-gate
+		}
+		handler.ServeHTTP(w, r)
+	})
+	// Closed at the latest when the test ends, so that the server can shut down.
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	return b, release
+}
+
+// TestNewEndpointPendingUntilFirstCheck: an endpoint added to a health-checked cluster takes no
+// traffic until its first check (which runs at once, not an interval later) passes, while the
+// endpoint already there keeps its verdict and takes every request. Its checks are an hour
+// apart, so only first checks run, and the gated backend's first check waits for the test.
+func TestNewEndpointPendingUntilFirstCheck(t *testing.T) {
+	a := newCheckedBackend(t, "a")
+	b, releaseB := gatedBackend(t, "b")
+	hc := healthCheck(time.Hour, time.Hour, httpHealthCheck)
+	m := newTestManager(t, Options{})
+	c := install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr())}))
+	eventually(t, settle, "a's first check, without waiting an interval", func() bool { return !pending(t, c, a.addr()) })
+	if !activeHealthy(t, c, a.addr()) {
+		t.Fatal("a failed its first check")
+	}
+
+	install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr(), b.addr())}))
+	if !pending(t, c, b.addr()) || activeHealthy(t, c, b.addr()) {
+		t.Fatal("the new endpoint b is trusted before its first check")
+	}
+	if pending(t, c, a.addr()) || !activeHealthy(t, c, a.addr()) {
+		t.Error("the update reset a's verdict")
+	}
+	for range 20 {
+		if _, body, _, err := get(t, c, nil); err != nil || body != "a" {
+			t.Fatalf("got %q, %v while b waits for its first check", body, err)
+		}
+	}
+	if n := b.hits.Load(); n != 0 {
+		t.Errorf("b served %d requests before its first check", n)
+	}
+	if s := c.Stats(); s.Priorities[0].Panic {
+		t.Error("a pending endpoint pushed the cluster into panic")
+	}
+	if n := a.checks.Load(); n != 1 {
+		t.Errorf("a was checked %d times, want only its first check: the update restarted it", n)
+	}
+
+	releaseB()
+	eventually(t, settle, "b's first check", func() bool { return !pending(t, c, b.addr()) })
+	if !activeHealthy(t, c, b.addr()) {
+		t.Fatal("b failed its first check")
+	}
+	// One passing check is enough for a new endpoint, although healthy_threshold is 2.
+	served := map[string]int{}
+	for range 50 {
+		_, body, _, err := get(t, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served[body]++
+	}
+	if served["a"] == 0 || served["b"] == 0 {
+		t.Errorf("requests by endpoint %v, want both once b passed", served)
+	}
+}
+
+// TestAllPendingFallsBack: a new cluster whose endpoints all wait for their first check
+// serves on them (in panic, as a cluster without a healthy endpoint does) rather than failing
+// every request; a new endpoint that fails its first check takes nothing once the others pass.
+func TestAllPendingFallsBack(t *testing.T) {
+	x, releaseX := gatedBackend(t, "x")
+	y, releaseY := gatedBackend(t, "y")
+	y.healthy.Store(false)
+	m := newTestManager(t, Options{})
+	c := install(t, m, edsCluster("web", healthCheck(time.Hour, time.Hour, httpHealthCheck)),
+		assignment("web", loc{eps: eps(x.addr(), y.addr())}))
+	served := map[string]int{}
+	for range 50 {
+		status, body, _, err := get(t, c, nil)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("got %d %q, %v while every endpoint waits for its first check", status, body, err)
+		}
+		served[body]++
+	}
+	if served["x"] == 0 || served["y"] == 0 {
+		t.Errorf("requests by endpoint %v, want both while all are pending", served)
+	}
+	if s := c.Stats(); !s.Priorities[0].Panic {
+		t.Error("not in panic with every endpoint pending")
+	}
+
+	releaseY()
+	eventually(t, settle, "y's first check", func() bool { return !pending(t, c, y.addr()) })
+	if activeHealthy(t, c, y.addr()) {
+		t.Fatal("y passed its first check while failing it")
+	}
+	releaseX()
+	eventually(t, settle, "x's first check", func() bool { return !pending(t, c, x.addr()) })
+	before := y.hits.Load()
+	for range 20 {
+		if _, body, _, err := get(t, c, nil); err != nil || body != "x" {
+			t.Fatalf("got %q, %v once x passed and y failed", body, err)
+		}
+	}
+	if n := y.hits.Load() - before; n != 0 {
+		t.Errorf("y served %d requests after failing its first check", n)
+	}
 }

@@ -54,15 +54,17 @@ type EndpointStats struct {
 	Weight   uint32   `json:"weight"`
 	// Health is what the control plane says; ActiveHealthy what active checks say
 	// (true without them); Ejected what outlier detection says. Available combines them:
-	// "healthy", "degraded" or "unhealthy".
-	Health        string `json:"health"`
-	ActiveHealthy bool   `json:"activeHealthy"`
-	Ejected       bool   `json:"ejected"`
-	Ejections     uint64 `json:"ejections,omitempty"`
-	Available     string `json:"available"`
-	Active        int64  `json:"active"`
-	Requests      uint64 `json:"requests"`
-	Failures      uint64 `json:"failures"`
+	// "healthy", "degraded" or "unhealthy". HealthCheckPending says that a new endpoint
+	// waits for its first active check, and takes no traffic while other endpoints can.
+	Health             string `json:"health"`
+	ActiveHealthy      bool   `json:"activeHealthy"`
+	HealthCheckPending bool   `json:"healthCheckPending,omitempty"`
+	Ejected            bool   `json:"ejected"`
+	Ejections          uint64 `json:"ejections,omitempty"`
+	Available          string `json:"available"`
+	Active             int64  `json:"active"`
+	Requests           uint64 `json:"requests"`
+	Failures           uint64 `json:"failures"`
 }
 
 var responseClasses = [...]string{"error", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -115,18 +117,19 @@ func (c *Cluster) Stats() ClusterStats {
 	s.Endpoints = make([]EndpointStats, len(c.order))
 	for i, ep := range c.order {
 		s.Endpoints[i] = EndpointStats{
-			Address:       ep.addr,
-			Priority:      ep.spec.priority,
-			Locality:      ep.spec.locality,
-			Weight:        ep.spec.weight,
-			Health:        ep.spec.health.String(),
-			ActiveHealthy: ep.activeHealthy.Load(),
-			Ejected:       ep.outlier.ejected.Load(),
-			Ejections:     ep.outlier.ejections,
-			Available:     ep.availability().String(),
-			Active:        ep.active.Load(),
-			Requests:      ep.requests.Load(),
-			Failures:      ep.failures.Load(),
+			Address:            ep.addr,
+			Priority:           ep.spec.priority,
+			Locality:           ep.spec.locality,
+			Weight:             ep.spec.weight,
+			Health:             ep.spec.health.String(),
+			ActiveHealthy:      ep.activeHealthy.Load(),
+			HealthCheckPending: ep.checkPending.Load(),
+			Ejected:            ep.outlier.ejected.Load(),
+			Ejections:          ep.outlier.ejections,
+			Available:          ep.availability().String(),
+			Active:             ep.active.Load(),
+			Requests:           ep.requests.Load(),
+			Failures:           ep.failures.Load(),
 		}
 	}
 	return s

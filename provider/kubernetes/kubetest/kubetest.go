@@ -1,6 +1,6 @@
 // Package kubetest makes fake member clusters for tests of the Kubernetes provider and of
-// the code that uses it: fake clientsets of client-go, Gateway API and MCS, whose discovery
-// serves every kind Strait reads.
+// the code that uses it: fake clientsets of client-go, Gateway API and MCS, and a fake dynamic
+// client for Strait's own kinds, whose discovery serves every kind Strait reads.
 package kubetest
 
 import (
@@ -15,12 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	fakediscovery "k8s.io/client-go/discovery/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 	mcsfake "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned/fake"
+
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 )
 
 // DisableWatchList makes client-go's informers list and then watch, rather than stream the
@@ -40,7 +43,8 @@ var Resources = map[schema.GroupVersion][]string{
 	discoveryv1.SchemeGroupVersion: {"endpointslices"},
 	schema.GroupVersion(gwapiv1.GroupVersion): {"gatewayclasses", "gateways", "httproutes", "grpcroutes",
 		"tlsroutes", "tcproutes", "referencegrants", "backendtlspolicies"},
-	mcsv1alpha1.SchemeGroupVersion: {"serviceexports", "serviceimports"},
+	mcsv1alpha1.SchemeGroupVersion:    {"serviceexports", "serviceimports"},
+	straitv1alpha1.SchemeGroupVersion: {"backendtrafficpolicies"},
 }
 
 // gatewayResources maps Gateway API Go types to their resources: the fake guesses a kind's
@@ -56,17 +60,20 @@ type Cluster struct {
 	Kube    *kubefake.Clientset
 	Gateway *gwfake.Clientset
 	MCS     *mcsfake.Clientset
+	Dynamic *dynamicfake.FakeDynamicClient
 	watches atomic.Int32
 }
 
 // NewCluster returns a fake cluster holding objs, each in the clientset of its group.
 func NewCluster(objs ...runtime.Object) *Cluster {
-	var kube, mcs []runtime.Object
+	var kube, mcs, strait []runtime.Object
 	c := &Cluster{Gateway: gwfake.NewSimpleClientset()}
 	for _, o := range objs {
 		switch o.(type) {
 		case *mcsv1alpha1.ServiceExport, *mcsv1alpha1.ServiceImport:
 			mcs = append(mcs, o)
+		case *straitv1alpha1.BackendTrafficPolicy:
+			strait = append(strait, o)
 		default:
 			if r, ok := gatewayResources[reflect.TypeOf(o).Elem().Name()]; ok && reflect.TypeOf(o).Elem().PkgPath() == reflect.TypeFor[gwapiv1.Gateway]().PkgPath() {
 				// Gateway API kinds are registered in several versions: file them as v1.
@@ -81,6 +88,11 @@ func NewCluster(objs ...runtime.Object) *Cluster {
 	}
 	c.Kube = kubefake.NewClientset(kube...)
 	c.MCS = mcsfake.NewSimpleClientset(mcs...)
+	scheme := runtime.NewScheme()
+	if err := straitv1alpha1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	c.Dynamic = dynamicfake.NewSimpleDynamicClient(scheme, strait...)
 	countWatch := func(k8stesting.Action) (bool, watch.Interface, error) {
 		c.watches.Add(1)
 		return false, nil, nil
@@ -88,6 +100,7 @@ func NewCluster(objs ...runtime.Object) *Cluster {
 	c.Kube.PrependWatchReactor("*", countWatch)
 	c.Gateway.PrependWatchReactor("*", countWatch)
 	c.MCS.PrependWatchReactor("*", countWatch)
+	c.Dynamic.PrependWatchReactor("*", countWatch)
 	d := c.Kube.Discovery().(*fakediscovery.FakeDiscovery)
 	for gv, names := range Resources {
 		l := &metav1.APIResourceList{GroupVersion: gv.String()}

@@ -6,9 +6,12 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -19,64 +22,73 @@ type kind struct {
 	removable bool
 	// write reads the object, merges want (nil: remove Strait's entries) into its status and
 	// updates the status subresource when that changed it. It returns the result label.
-	write func(ctx context.Context, c gwclient.Interface, namespace, name string, want any, now metav1.Time) (string, error)
+	write func(ctx context.Context, c Client, namespace, name string, want any, now metav1.Time) (string, error)
 }
 
 // kinds are the kinds whose status the translator computes, by the Kind of translator.Status.
 // Supporting another kind is one entry here.
 var kinds = map[string]kind{
 	"GatewayClass": {write: objectStatus[*gwapiv1.GatewayClass, gwapiv1.GatewayClassStatus]{
-		client: func(c gwclient.Interface, _ string) statusClient[*gwapiv1.GatewayClass] {
-			return c.GatewayV1().GatewayClasses()
+		client: func(c Client, _ string) statusClient[*gwapiv1.GatewayClass] {
+			return c.Gateway.GatewayV1().GatewayClasses()
 		},
 		status: func(o *gwapiv1.GatewayClass) *gwapiv1.GatewayClassStatus { return &o.Status },
 		ours:   func(o *gwapiv1.GatewayClass) bool { return o.Spec.ControllerName == translator.ControllerName },
 		merge:  mergeGatewayClass,
 	}.write},
 	"Gateway": {write: objectStatus[*gwapiv1.Gateway, gwapiv1.GatewayStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.Gateway] {
-			return c.GatewayV1().Gateways(ns)
+		client: func(c Client, ns string) statusClient[*gwapiv1.Gateway] {
+			return c.Gateway.GatewayV1().Gateways(ns)
 		},
 		status: func(o *gwapiv1.Gateway) *gwapiv1.GatewayStatus { return &o.Status },
 		merge:  mergeGateway,
 	}.write},
 	"HTTPRoute": {removable: true, write: objectStatus[*gwapiv1.HTTPRoute, gwapiv1.RouteStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.HTTPRoute] {
-			return c.GatewayV1().HTTPRoutes(ns)
+		client: func(c Client, ns string) statusClient[*gwapiv1.HTTPRoute] {
+			return c.Gateway.GatewayV1().HTTPRoutes(ns)
 		},
 		status: func(o *gwapiv1.HTTPRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
 		wantAs: routeStatusOf(func(s *gwapiv1.HTTPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
 		merge:  mergeRoute,
 	}.write},
 	"GRPCRoute": {removable: true, write: objectStatus[*gwapiv1.GRPCRoute, gwapiv1.RouteStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.GRPCRoute] {
-			return c.GatewayV1().GRPCRoutes(ns)
+		client: func(c Client, ns string) statusClient[*gwapiv1.GRPCRoute] {
+			return c.Gateway.GatewayV1().GRPCRoutes(ns)
 		},
 		status: func(o *gwapiv1.GRPCRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
 		wantAs: routeStatusOf(func(s *gwapiv1.GRPCRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
 		merge:  mergeRoute,
 	}.write},
 	"TLSRoute": {removable: true, write: objectStatus[*gwapiv1.TLSRoute, gwapiv1.RouteStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.TLSRoute] {
-			return c.GatewayV1().TLSRoutes(ns)
+		client: func(c Client, ns string) statusClient[*gwapiv1.TLSRoute] {
+			return c.Gateway.GatewayV1().TLSRoutes(ns)
 		},
 		status: func(o *gwapiv1.TLSRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
 		wantAs: routeStatusOf(func(s *gwapiv1.TLSRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
 		merge:  mergeRoute,
 	}.write},
 	"TCPRoute": {removable: true, write: objectStatus[*gwapiv1.TCPRoute, gwapiv1.RouteStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.TCPRoute] {
-			return c.GatewayV1().TCPRoutes(ns)
+		client: func(c Client, ns string) statusClient[*gwapiv1.TCPRoute] {
+			return c.Gateway.GatewayV1().TCPRoutes(ns)
 		},
 		status: func(o *gwapiv1.TCPRoute) *gwapiv1.RouteStatus { return &o.Status.RouteStatus },
 		wantAs: routeStatusOf(func(s *gwapiv1.TCPRouteStatus) *gwapiv1.RouteStatus { return &s.RouteStatus }),
 		merge:  mergeRoute,
 	}.write},
 	"BackendTLSPolicy": {removable: true, write: objectStatus[*gwapiv1.BackendTLSPolicy, gwapiv1.PolicyStatus]{
-		client: func(c gwclient.Interface, ns string) statusClient[*gwapiv1.BackendTLSPolicy] {
-			return c.GatewayV1().BackendTLSPolicies(ns)
+		client: func(c Client, ns string) statusClient[*gwapiv1.BackendTLSPolicy] {
+			return c.Gateway.GatewayV1().BackendTLSPolicies(ns)
 		},
 		status: func(o *gwapiv1.BackendTLSPolicy) *gwapiv1.PolicyStatus { return &o.Status },
+		merge:  mergePolicy,
+	}.write},
+	straitv1alpha1.BackendTrafficPolicyKind: {removable: true, write: objectStatus[*straitv1alpha1.BackendTrafficPolicy, gwapiv1.PolicyStatus]{
+		client: func(c Client, ns string) statusClient[*straitv1alpha1.BackendTrafficPolicy] {
+			return straitClient[straitv1alpha1.BackendTrafficPolicy]{
+				c.Dynamic.Resource(straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")).Namespace(ns),
+				straitv1alpha1.BackendTrafficPolicyKind}
+		},
+		status: func(o *straitv1alpha1.BackendTrafficPolicy) *gwapiv1.PolicyStatus { return &o.Status },
 		merge:  mergePolicy,
 	}.write},
 }
@@ -85,6 +97,48 @@ var kinds = map[string]kind{
 type statusClient[O any] interface {
 	Get(ctx context.Context, name string, opts metav1.GetOptions) (O, error)
 	UpdateStatus(ctx context.Context, obj O, opts metav1.UpdateOptions) (O, error)
+}
+
+// straitClient is the statusClient of one of Strait's own kinds, whose Go type is T: it has
+// no generated typed client, so it reads and writes through the dynamic client.
+type straitClient[T any] struct {
+	resource dynamic.ResourceInterface
+	kind     string
+}
+
+// Get reads the object and converts it to T.
+func (c straitClient[T]) Get(ctx context.Context, name string, opts metav1.GetOptions) (*T, error) {
+	u, err := c.resource.Get(ctx, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	obj := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
+		return nil, fmt.Errorf("convert %s: %w", c.kind, err)
+	}
+	return obj, nil
+}
+
+// UpdateStatus writes obj's status through the status subresource.
+func (c straitClient[T]) UpdateStatus(ctx context.Context, obj *T, opts metav1.UpdateOptions) (*T, error) {
+	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, fmt.Errorf("convert %s: %w", c.kind, err)
+	}
+	u := &unstructured.Unstructured{Object: content}
+	// The API server needs the type, which a typed object read from an unstructured one
+	// may lack.
+	u.SetAPIVersion(straitv1alpha1.SchemeGroupVersion.String())
+	u.SetKind(c.kind)
+	updated, err := c.resource.UpdateStatus(ctx, u, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(updated.Object, out); err != nil {
+		return nil, fmt.Errorf("convert %s: %w", c.kind, err)
+	}
+	return out, nil
 }
 
 // routeStatusOf returns a wantAs for a route kind whose status type T embeds RouteStatus.
@@ -101,7 +155,7 @@ func routeStatusOf[T any](inner func(*T) *gwapiv1.RouteStatus) func(any) (*gwapi
 // objectStatus writes the status S of objects of type O.
 type objectStatus[O metav1.Object, S any] struct {
 	// client returns the typed client of the kind in a namespace ("" for cluster-scoped kinds).
-	client func(c gwclient.Interface, namespace string) statusClient[O]
+	client func(c Client, namespace string) statusClient[O]
 	// status points into the object at the part of its status that is merged.
 	status func(O) *S
 	// wantAs converts the translator's status to *S; nil when it is *S already.
@@ -114,7 +168,7 @@ type objectStatus[O metav1.Object, S any] struct {
 	merge func(live, want *S, generation int64, now metav1.Time) S
 }
 
-func (k objectStatus[O, S]) write(ctx context.Context, c gwclient.Interface, namespace, name string, want any, now metav1.Time) (string, error) {
+func (k objectStatus[O, S]) write(ctx context.Context, c Client, namespace, name string, want any, now metav1.Time) (string, error) {
 	var w *S
 	if want != nil {
 		var ok bool

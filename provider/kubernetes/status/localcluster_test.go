@@ -7,17 +7,23 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/e2e/localcluster"
 	"github.com/strait-gw/strait/translator"
 )
 
-// TestLocalCluster writes the statuses of a translation to a real API server, keeps another
-// controller's route parent, and checks that writing the same translation again writes
+// TestLocalCluster writes the statuses of a translation to a real API server (a
+// BackendTrafficPolicy's through the dynamic client), keeps another controller's route
+// parent, and checks that writing the same translation again writes
 // nothing: what Strait writes reads back equal after the API server's defaulting.
 func TestLocalCluster(t *testing.T) {
 	fleet := localcluster.StartForTest(t, localcluster.Options{Clusters: []string{"us"}})
@@ -30,6 +36,11 @@ func TestLocalCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies := dyn.Resource(straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")).Namespace("default")
 	ctx := t.Context()
 	api := gw.GatewayV1()
 	mustCreate := func(_ any, err error) {
@@ -53,6 +64,17 @@ func TestLocalCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	policy, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&straitv1alpha1.BackendTrafficPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: straitv1alpha1.SchemeGroupVersion.String(), Kind: straitv1alpha1.BackendTrafficPolicyKind},
+		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "default"},
+		Spec: straitv1alpha1.BackendTrafficPolicySpec{
+			TargetRefs:   []gwapiv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Kind: "Service", Name: "echo"}}},
+			LoadBalancer: &straitv1alpha1.LoadBalancer{Type: straitv1alpha1.LoadBalancerLeastRequest},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(policies.Create(ctx, &unstructured.Unstructured{Object: policy}, metav1.CreateOptions{}))
 	// Another controller already wrote its parent entry.
 	theirs := gwapiv1.RouteParentStatus{ParentRef: gwapiv1.ParentReference{Name: "theirs"}, ControllerName: "example.com/other",
 		Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", LastTransitionTime: metav1.Now()}}}
@@ -61,14 +83,14 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	w, err := New(Options{Clients: func(string) (gwclient.Interface, bool) { return gw, true }})
+	w, err := New(Options{Clients: func(string) (Client, bool) { return Client{Gateway: gw, Dynamic: dyn}, true }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.queue.ShutDown)
 	pass := func() {
 		t.Helper()
-		w.Update(translator.Translate(readInput(t, kube, gw)).Statuses)
+		w.Update(translator.Translate(readInput(t, kube, gw, dyn)).Statuses)
 		w.Resync()
 		for w.queue.Len() > 0 {
 			w.processNext(ctx)
@@ -76,15 +98,15 @@ func TestLocalCluster(t *testing.T) {
 	}
 	count := func(result string) float64 {
 		var n float64
-		for _, kind := range []string{"GatewayClass", "Gateway", "HTTPRoute"} {
+		for _, kind := range []string{"GatewayClass", "Gateway", "HTTPRoute", straitv1alpha1.BackendTrafficPolicyKind} {
 			n += testutil.ToFloat64(w.metrics.writes.WithLabelValues(kind, result))
 		}
 		return n
 	}
 
 	pass()
-	if n := count(resultWritten); n != 3 {
-		t.Errorf("%v statuses written, want 3 (GatewayClass, Gateway, HTTPRoute)", n)
+	if n := count(resultWritten); n != 4 {
+		t.Errorf("%v statuses written, want 4 (GatewayClass, Gateway, HTTPRoute, BackendTrafficPolicy)", n)
 	}
 	if n := count(resultError); n != 0 {
 		t.Fatalf("%v writes failed; see the log", n)
@@ -105,16 +127,29 @@ func TestLocalCluster(t *testing.T) {
 		t.Errorf("Gateway status %+v, want addresses and one listener", gateway.Status)
 	}
 
+	u, err := policies.Get(ctx, "echo", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written straitv1alpha1.BackendTrafficPolicy
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &written); err != nil {
+		t.Fatal(err)
+	}
+	if a := written.Status.Ancestors; len(a) != 1 || a[0].ControllerName != translator.ControllerName ||
+		!apimeta.IsStatusConditionTrue(a[0].Conditions, string(gwapiv1.PolicyConditionAccepted)) {
+		t.Errorf("BackendTrafficPolicy status %+v, want Strait's ancestor Accepted", written.Status)
+	}
+
 	// The status writes change the objects' resourceVersions but not what the translator
 	// sees: a second pass writes nothing.
 	pass()
-	if n := count(resultWritten); n != 3 {
-		t.Errorf("a second pass wrote %v more statuses: what Strait writes does not read back equal", n-3)
+	if n := count(resultWritten); n != 4 {
+		t.Errorf("a second pass wrote %v more statuses: what Strait writes does not read back equal", n-4)
 	}
 }
 
 // readInput reads one cluster's resources the translator uses here.
-func readInput(t *testing.T, kube kubernetes.Interface, gw gwclient.Interface) *translator.Input {
+func readInput(t *testing.T, kube kubernetes.Interface, gw gwclient.Interface, dyn dynamic.Interface) *translator.Input {
 	t.Helper()
 	ctx := t.Context()
 	res := &translator.ClusterResources{Cluster: translator.Cluster{Name: "us"}}
@@ -145,6 +180,17 @@ func readInput(t *testing.T, kube kubernetes.Interface, gw gwclient.Interface) *
 	}
 	for i := range svcs.Items {
 		res.Services = append(res.Services, &svcs.Items[i])
+	}
+	policies, err := dyn.Resource(straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range policies.Items {
+		p := &straitv1alpha1.BackendTrafficPolicy{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, p); err != nil {
+			t.Fatal(err)
+		}
+		res.BackendTrafficPolicies = append(res.BackendTrafficPolicies, p)
 	}
 	return &translator.Input{Clusters: []*translator.ClusterResources{res}, BindAddress: "127.0.0.1"}
 }

@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
@@ -27,10 +28,18 @@ import (
 	"github.com/strait-gw/strait/translator"
 )
 
-// Clients returns the Gateway API client of a member cluster; false when there is no such
-// cluster (it was removed: writes to it are dropped). It is called for every write, so a
-// cluster whose credentials changed gets its new client.
-type Clients func(cluster string) (gwclient.Interface, bool)
+// Client reaches the API server of one member cluster.
+type Client struct {
+	// Gateway writes the status of Gateway API kinds.
+	Gateway gwclient.Interface
+	// Dynamic writes the status of Strait's own kinds (BackendTrafficPolicy).
+	Dynamic dynamic.Interface
+}
+
+// Clients returns the client of a member cluster; false when there is no such cluster (it
+// was removed: writes to it are dropped). It is called for every write, so a cluster whose
+// credentials changed gets its new client.
+type Clients func(cluster string) (Client, bool)
 
 // Options configure a Writer.
 type Options struct {

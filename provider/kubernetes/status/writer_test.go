@@ -11,17 +11,31 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 
+	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/translator"
 )
 
 // testWriter returns a writer on one cluster "us" holding objs, and the fake clientset.
 func testWriter(t *testing.T, isLeader func() bool, objs ...metav1.Object) (*Writer, *gwfake.Clientset) {
 	t.Helper()
+	w, gw, _ := testWriterOf(t, isLeader, nil, objs...)
+	return w, gw
+}
+
+// testWriterOf returns a writer on one cluster "us" holding the Gateway API objects objs and
+// Strait's objects strait, with its fake clients.
+func testWriterOf(t *testing.T, isLeader func() bool, strait []runtime.Object, objs ...metav1.Object) (*Writer, *gwfake.Clientset, *dynamicfake.FakeDynamicClient) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := straitv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	dyn := dynamicfake.NewSimpleDynamicClient(scheme, strait...)
 	// NewClientset's field-managed tracker has no schema for Gateways and refuses them.
 	gw := gwfake.NewSimpleClientset()
 	// Added with their resource spelled out: the fake clientset guesses it from the scheme,
@@ -35,8 +49,8 @@ func testWriter(t *testing.T, isLeader func() bool, objs ...metav1.Object) (*Wri
 		}
 	}
 	w, err := New(Options{
-		Clients: func(cluster string) (gwclient.Interface, bool) {
-			return gw, cluster == "us"
+		Clients: func(cluster string) (Client, bool) {
+			return Client{Gateway: gw, Dynamic: dyn}, cluster == "us"
 		},
 		IsLeader: isLeader,
 	})
@@ -44,7 +58,7 @@ func testWriter(t *testing.T, isLeader func() bool, objs ...metav1.Object) (*Wri
 		t.Fatal(err)
 	}
 	t.Cleanup(w.queue.ShutDown)
-	return w, gw
+	return w, gw, dyn
 }
 
 // gatewayResource names a Gateway API v1 resource for the fake clientset's tracker.
@@ -362,5 +376,74 @@ func TestStartStops(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Start returned %v", err)
+	}
+}
+
+// TestBackendTrafficPolicyStatus writes a BackendTrafficPolicy's status through the dynamic
+// client: another controller's ancestor is kept, Strait's stale one is replaced, an unchanged
+// status is not written again, and Strait's entries leave when the translator drops the
+// policy.
+func TestBackendTrafficPolicyStatus(t *testing.T) {
+	svc := func(name string) gwapiv1.ParentReference {
+		group, kind, ns := gwapiv1.Group(""), gwapiv1.Kind("Service"), gwapiv1.Namespace("default")
+		return gwapiv1.ParentReference{Group: &group, Kind: &kind, Namespace: &ns, Name: gwapiv1.ObjectName(name)}
+	}
+	theirs := gwapiv1.PolicyAncestorStatus{AncestorRef: svc("echo"), ControllerName: other,
+		Conditions: []metav1.Condition{cond("Accepted", true, "theirs")}}
+	theirs.Conditions[0].LastTransitionTime = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	live := &straitv1alpha1.BackendTrafficPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: straitv1alpha1.SchemeGroupVersion.String(), Kind: straitv1alpha1.BackendTrafficPolicyKind},
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", Generation: 3},
+		Status: gwapiv1.PolicyStatus{Ancestors: []gwapiv1.PolicyAncestorStatus{theirs,
+			{AncestorRef: svc("old"), ControllerName: translator.ControllerName, Conditions: []metav1.Condition{cond("Accepted", true, "stale")}}}},
+	}
+	w, _, dyn := testWriterOf(t, nil, []runtime.Object{live})
+	resource := straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")
+	get := func() *straitv1alpha1.BackendTrafficPolicy {
+		t.Helper()
+		u, err := dyn.Resource(resource).Namespace("default").Get(t.Context(), "p", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &straitv1alpha1.BackendTrafficPolicy{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	writes := func() int {
+		n := 0
+		for _, a := range dyn.Actions() {
+			if a.GetVerb() == "update" && a.GetSubresource() == "status" {
+				n++
+			}
+		}
+		return n
+	}
+	want := []translator.Status{{Cluster: "us", Kind: straitv1alpha1.BackendTrafficPolicyKind, Namespace: "default", Name: "p",
+		Status: &gwapiv1.PolicyStatus{Ancestors: []gwapiv1.PolicyAncestorStatus{{AncestorRef: svc("echo"),
+			ControllerName: translator.ControllerName, Conditions: []metav1.Condition{cond("Accepted", true, "accepted")}}}}}}
+
+	w.Update(want)
+	drain(t, w)
+	ancestors := get().Status.Ancestors
+	if len(ancestors) != 2 || !statusEqual(&ancestors[0], &theirs) {
+		t.Fatalf("ancestors %+v, want the other controller's unchanged, then Strait's", ancestors)
+	}
+	if a := ancestors[1]; a.ControllerName != translator.ControllerName || a.AncestorRef.Name != "echo" ||
+		len(a.Conditions) != 1 || a.Conditions[0].Message != "accepted" || a.Conditions[0].LastTransitionTime.IsZero() {
+		t.Errorf("Strait's ancestor %+v, want echo Accepted (the stale one replaced) with a transition time", a)
+	}
+
+	w.Resync()
+	drain(t, w)
+	if n := writes(); n != 1 {
+		t.Errorf("%d status writes after a resync of the same status, want 1", n)
+	}
+
+	w.Update(nil)
+	drain(t, w)
+	if ancestors := get().Status.Ancestors; len(ancestors) != 1 || !statusEqual(&ancestors[0], &theirs) {
+		t.Errorf("after the policy left the translation: ancestors %+v, want only the other controller's", ancestors)
 	}
 }
