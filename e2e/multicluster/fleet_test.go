@@ -76,6 +76,7 @@ type env struct {
 	dir      string
 	config   string // controller config file
 	xdsAddr  string
+	admin    string // the controller's admin address
 	client   *http.Client
 
 	mu         sync.Mutex
@@ -134,7 +135,8 @@ func setup(t *testing.T) *env {
 		e.clusters[m.name] = c
 		fmt.Fprintf(&cfg, "- {name: %s, region: %s, zone: %s, network: local, kubeconfig: %s}\n", m.name, m.region, m.zone, lc.Kubeconfig)
 	}
-	fmt.Fprintf(&cfg, "xds: %s\nadmin: 127.0.0.1:%d\n", e.xdsAddr, ports[1])
+	e.admin = "127.0.0.1:" + strconv.Itoa(ports[1])
+	fmt.Fprintf(&cfg, "xds: %s\nadmin: %s\n", e.xdsAddr, e.admin)
 	e.config = filepath.Join(e.dir, "strait.yaml")
 	if err := os.WriteFile(e.config, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)

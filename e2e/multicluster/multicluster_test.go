@@ -25,6 +25,10 @@ func TestMultiCluster(t *testing.T) {
 	t.Run("NorthSouth", e.testNorthSouth)
 	t.Run("Status", e.testStatus)
 	t.Run("Canary", e.testCanary)
+	t.Run("Failover", e.testFailover)
+	t.Run("BlueGreen", e.testBlueGreen)
+	t.Run("BadInput", e.testBadInput)
+	t.Run("Faults", e.testFaults)
 }
 
 // route is an HTTPRoute of the Gateway web for one hostname, one rule.
