@@ -84,8 +84,9 @@ type env struct {
 }
 
 // setup starts the fleet, the controller and the proxies, and creates the objects every
-// scenario shares: in each cluster a GatewayClass, the Gateway web, and an exported echo
-// Deployment podinfo with 2 pods behind the Service podinfo.
+// scenario shares: in each cluster a GatewayClass, the Gateway web, an exported echo
+// Deployment podinfo with 2 pods behind the Service podinfo, and the route ns (host
+// ns.test) to it.
 func setup(t *testing.T) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -146,6 +147,7 @@ func setup(t *testing.T) *env {
 		createGatewayClass(t, c)
 		createGateway(t, c)
 		createEcho(t, c, "podinfo", 2, true)
+		createRoute(t, c, route("ns", "ns.test", backends(backend("podinfo", 1))))
 	}
 	e.startController(t)
 	t.Cleanup(e.stopController)
@@ -288,7 +290,7 @@ func createGateway(t *testing.T, c *cluster) {
 	}
 }
 
-// createEcho creates a Deployment of echo pods labelled app=name, a Service name (port 80
+// createEcho creates a Deployment of echo pods labeled app=name, a Service name (port 80
 // to 8080) and, when export is set, its ServiceExport.
 func createEcho(t *testing.T, c *cluster, name string, replicas int32, export bool) {
 	t.Helper()

@@ -17,9 +17,9 @@ import (
 	"github.com/strait-gw/strait/translator"
 )
 
-// TestMultiCluster runs the scenarios on one shared fleet, in order (later ones change
-// what earlier ones set up): go test ./e2e/multicluster -run TestMultiCluster/Canary -v
-// runs setup and one scenario.
+// TestMultiCluster runs the scenarios on one shared fleet, in order. Each needs only what
+// setup creates, so go test ./e2e/multicluster -run TestMultiCluster/Canary -v runs setup
+// and that one scenario.
 func TestMultiCluster(t *testing.T) {
 	e := setup(t)
 	t.Run("NorthSouth", e.testNorthSouth)
@@ -55,7 +55,7 @@ func backends(refs ...gwapiv1.HTTPBackendRef) gwapiv1.HTTPRouteRule {
 	return gwapiv1.HTTPRouteRule{BackendRefs: refs}
 }
 
-func (e *env) createRoute(t *testing.T, c *cluster, r *gwapiv1.HTTPRoute) {
+func createRoute(t *testing.T, c *cluster, r *gwapiv1.HTTPRoute) {
 	t.Helper()
 	if _, err := c.gw.GatewayV1().HTTPRoutes("default").Create(t.Context(), r, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -77,11 +77,9 @@ func (e *env) updateRoute(t *testing.T, c *cluster, name string, rule gwapiv1.HT
 	})
 }
 
-// testNorthSouth: each cluster's Gateway serves that cluster's own podinfo pods.
+// testNorthSouth: each cluster's Gateway, with the route ns setup created, serves that
+// cluster's own podinfo pods.
 func (e *env) testNorthSouth(t *testing.T) {
-	for _, c := range e.clusters {
-		e.createRoute(t, c, route("ns", "ns.test", backends(backend("podinfo", 1))))
-	}
 	const perCluster = 100
 	for _, m := range clusterMeta {
 		c := e.clusters[m.name]
@@ -176,7 +174,7 @@ func (e *env) testCanary(t *testing.T) {
 		_, err := us.kube.CoreV1().Services("default").Get(t.Context(), "podinfo-eu", metav1.GetOptions{})
 		return err == nil
 	})
-	e.createRoute(t, us, route("canary", "canary.test", backends(backend("podinfo", 90), backend("podinfo-eu", 10))))
+	createRoute(t, us, route("canary", "canary.test", backends(backend("podinfo", 90), backend("podinfo-eu", 10))))
 	e.waitServed(t, us, "canary.test", "/", "an eu answer", func(r echo.Response) bool { return r.Cluster == "eu" })
 	e.checkSplit(t, us, "canary.test", 0.1, 2000)
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -34,7 +35,7 @@ func (e *env) testFailover(t *testing.T) {
 	for _, m := range clusterMeta {
 		waitDeployment(t, e.clusters[m.name], "fo", 1)
 	}
-	e.createRoute(t, us, route("failover", "failover.test", gwapiv1.HTTPRouteRule{BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{
+	createRoute(t, us, route("failover", "failover.test", gwapiv1.HTTPRouteRule{BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{
 		BackendObjectReference: gwapiv1.BackendObjectReference{
 			Group: ptr.To(gwapiv1.Group(mcsv1alpha1.GroupName)), Kind: ptr.To(gwapiv1.Kind("ServiceImport")),
 			Name: "fo", Port: ptr.To(gwapiv1.PortNumber(80)),
@@ -45,18 +46,31 @@ func (e *env) testFailover(t *testing.T) {
 	t.Logf("failover: %d requests served by us while us has pods", healthWindow)
 
 	for _, step := range []struct{ drained, next string }{{"us", "eu"}, {"eu", "ap"}} {
-		l := e.startLoad(t.Context(), us, "failover.test", nil)
+		// During the switch, answers come from the drained tier or the next one only.
+		var mu sync.Mutex
+		from := map[string]int{}
+		l := e.startLoad(t.Context(), us, "failover.test", func(r echo.Response) {
+			mu.Lock()
+			from[r.Cluster]++
+			mu.Unlock()
+		})
+		began := time.Now()
 		scale(t, e.clusters[step.drained], "fo", 0)
+		scaled := time.Since(began)
 		e.waitServed(t, us, "failover.test", "/", "fo of "+step.next, func(r echo.Response) bool { return r.Cluster == step.next })
+		switched := time.Since(began)
 		ok, failed, firstErr := l.stop()
+		mu.Lock()
+		for c, n := range from {
+			if c != step.drained && c != step.next {
+				t.Errorf("failover %s -> %s: %d answers from %s during the switch", step.drained, step.next, n, c)
+			}
+		}
+		mu.Unlock()
 		e.checkAllFrom(t, us, "failover.test", step.next, healthWindow)
-		t.Logf("failover %s -> %s: %d requests during the switch, %d failed (first: %v); then %d of %d served by %s",
-			step.drained, step.next, ok+failed, failed, firstErr, healthWindow, healthWindow, step.next)
+		t.Logf("failover %s -> %s: scaled to 0 in %v, switched after %v; %d requests during the switch, %d failed (first: %v); then %d of %d served by %s",
+			step.drained, step.next, scaled.Round(time.Millisecond), switched.Round(time.Millisecond), ok+failed, failed, firstErr, healthWindow, healthWindow, step.next)
 	}
-	// Back to one pod each, for the scenarios that follow.
-	scale(t, e.clusters["us"], "fo", 1)
-	scale(t, e.clusters["eu"], "fo", 1)
-	e.waitServed(t, us, "failover.test", "/", "fo of us again", func(r echo.Response) bool { return r.Cluster == "us" })
 }
 
 // checkAllFrom sends n requests for host and fails unless every one is answered by cluster.
@@ -83,8 +97,12 @@ func (e *env) testBlueGreen(t *testing.T) {
 	for _, name := range []string{"blue", "green"} {
 		waitDeployment(t, us, name, 1)
 	}
-	e.createRoute(t, us, route("bg", "bg.test", backends(backend("blue", 1))))
+	// As blue-green is done: green is checked through a preview route before the switch,
+	// so that the switch never goes to a backend whose endpoints are not known yet.
+	createRoute(t, us, route("bg", "bg.test", backends(backend("blue", 1))))
+	createRoute(t, us, route("bg-preview", "preview.bg.test", backends(backend("green", 1))))
 	e.waitServed(t, us, "bg.test", "/", "blue", func(r echo.Response) bool { return r.Service == "blue" })
+	e.waitServed(t, us, "preview.bg.test", "/", "green, previewed", func(r echo.Response) bool { return r.Service == "green" })
 
 	var mu sync.Mutex
 	served := map[string]int{}
@@ -114,10 +132,10 @@ func (e *env) testBlueGreen(t *testing.T) {
 // Accepted False (UnsupportedValue); the other routes keep working.
 func (e *env) testBadInput(t *testing.T) {
 	us := e.clusters["us"]
-	e.createRoute(t, us, route("bad-ref", "bad-ref.test", backends(backend("nope", 1))))
+	createRoute(t, us, route("bad-ref", "bad-ref.test", backends(backend("nope", 1))))
 	bad := route("bad-regex", "bad-regex.test", backends(backend("podinfo", 1)))
 	bad.Spec.Rules[0].Matches = []gwapiv1.HTTPRouteMatch{{Path: &gwapiv1.HTTPPathMatch{Type: ptr.To(gwapiv1.PathMatchRegularExpression), Value: ptr.To("/([a-z")}}}
-	e.createRoute(t, us, bad)
+	createRoute(t, us, bad)
 
 	e.waitRouteParent(t, us, "bad-ref", func(p gwapiv1.RouteParentStatus, gen int64) bool {
 		return condIs(p.Conditions, "ResolvedRefs", metav1.ConditionFalse, string(gwapiv1.RouteReasonBackendNotFound), gen) &&
@@ -130,7 +148,6 @@ func (e *env) testBadInput(t *testing.T) {
 		return e.status(t, us, "bad-ref.test") == http.StatusInternalServerError
 	})
 	e.checkAllFrom(t, us, "ns.test", "us", 100)
-	e.waitServed(t, us, "canary.test", "/", "the canary route", func(r echo.Response) bool { return r.Service == "podinfo" })
 	t.Logf("bad input: bad-ref ResolvedRefs False/BackendNotFound (500), bad-regex Accepted False/UnsupportedValue; 100 ns.test requests still served")
 }
 
@@ -160,7 +177,7 @@ func (e *env) testFaults(t *testing.T) {
 
 	eu.KillAPIServer()
 	eventually(t, "the controller to see eu stale", func() bool { return e.metric(t, `strait_cluster_stale{cluster="eu"}`) == "1" })
-	e.createRoute(t, us, route("fault", "fault.test", backends(backend("podinfo", 1))))
+	createRoute(t, us, route("fault", "fault.test", backends(backend("podinfo", 1))))
 	e.waitServed(t, us, "fault.test", "/", "a route created in us while eu is down", func(r echo.Response) bool { return r.Cluster == "us" })
 	e.checkAllFrom(t, ap, "ns.test", "ap", n)
 	e.checkAllFrom(t, eu, "ns.test", "eu", n)
@@ -178,7 +195,7 @@ func (e *env) testFaults(t *testing.T) {
 	e.startController(t)
 	e.updateRoute(t, us, "fault", backends(backend("podinfo-eu", 1)))
 	e.waitServed(t, us, "fault.test", "/", "the changed route, to podinfo-eu", func(r echo.Response) bool { return r.Cluster == "eu" })
-	e.createRoute(t, eu, route("after", "after.test", backends(backend("podinfo-ap", 1))))
+	createRoute(t, eu, route("after", "after.test", backends(backend("podinfo-ap", 1))))
 	e.waitServed(t, eu, "after.test", "/", "a route created in eu after its return", func(r echo.Response) bool { return r.Cluster == "ap" })
 	e.checkAllFrom(t, us, "fault.test", "eu", n)
 	t.Logf("faults: eu's API server and the controller restarted: a us route change and a new eu route applied; %d requests checked", n)
