@@ -32,6 +32,10 @@ const (
 	DefaultMaxConnections = 100_000
 )
 
+// retireGrace is how long clusters removed by a configuration stay reachable after the new
+// route tables are in place.
+const retireGrace = time.Second
+
 // Options configure a Proxy.
 type Options struct {
 	// XDS is the control plane's address, "host:port" or "unix:///path".
@@ -173,7 +177,11 @@ func (p *Proxy) Apply(res *xds.Resources) error {
 		}
 		bound[name] = bl
 	}
-	if err := p.upstreams.Update(res.Clusters, res.Endpoints, res.Secrets); err != nil {
+	// Make before break: the new clusters come first, the route tables next, and removed
+	// clusters go last, so that a request routed by the previous tables still finds its
+	// cluster.
+	retire, err := p.upstreams.Stage(res.Clusters, res.Endpoints, res.Secrets)
+	if err != nil {
 		for _, b := range bound {
 			_ = b.ln.Close()
 		}
@@ -181,6 +189,9 @@ func (p *Proxy) Apply(res *xds.Resources) error {
 	}
 
 	p.state.Store(next)
+	// A request that read the previous tables just before the swap looks its cluster up
+	// moments later: give it that moment before the removed clusters close.
+	time.AfterFunc(retireGrace, retire)
 	for name, lc := range next.listeners {
 		if bl := bound[name]; bl != nil {
 			if old := p.listeners[name]; old != nil {

@@ -32,8 +32,13 @@ const maxClusters = 256
 
 // Options say which clusters to start and how.
 type Options struct {
-	// Clusters names the clusters to start (DNS labels); the first gets index 0.
+	// Clusters names the clusters to start (DNS labels); the first gets index FirstIndex.
 	Clusters []string
+	// FirstIndex numbers the clusters (their CIDRs and kubelet bridges) from this value, 0 by
+	// default. Fleets with kubelets that may run at the same time on one machine (test
+	// packages under `go test ./...`) take different ranges, so they never wait for each
+	// other's bridges.
+	FirstIndex int
 	// Dir is where each cluster gets a directory named after it, with its certificates,
 	// kubeconfig, etcd data and logs. Empty: a temporary directory that Stop removes.
 	Dir string
@@ -82,8 +87,9 @@ func (f *Fleet) Cluster(name string) *Cluster {
 // Established and runs its controller manager and addons. ctx bounds the startup only: the
 // clusters run until Stop. On error nothing is left running.
 func Start(ctx context.Context, opts Options) (*Fleet, error) {
-	if len(opts.Clusters) == 0 || len(opts.Clusters) > maxClusters {
-		return nil, fmt.Errorf("localcluster: %d clusters named, want 1 to %d", len(opts.Clusters), maxClusters)
+	if len(opts.Clusters) == 0 || opts.FirstIndex < 0 || opts.FirstIndex+len(opts.Clusters) > maxClusters {
+		return nil, fmt.Errorf("localcluster: %d clusters from index %d, want 1 or more within 0 to %d",
+			len(opts.Clusters), opts.FirstIndex, maxClusters-1)
 	}
 	for i, name := range opts.Clusters {
 		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
@@ -123,7 +129,7 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 		return nil, fmt.Errorf("localcluster: %w", err)
 	}
 	for i, name := range opts.Clusters {
-		c, err := newCluster(name, i, filepath.Join(f.Dir, name), ports[i*portsPerCluster:(i+1)*portsPerCluster], bins)
+		c, err := newCluster(name, opts.FirstIndex+i, filepath.Join(f.Dir, name), ports[i*portsPerCluster:(i+1)*portsPerCluster], bins)
 		if err != nil {
 			_ = f.Stop()
 			return nil, fmt.Errorf("localcluster: %w", err)

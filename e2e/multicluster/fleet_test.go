@@ -115,7 +115,11 @@ func setup(t *testing.T) *env {
 	for _, m := range clusterMeta {
 		names = append(names, m.name)
 	}
-	e.fleet = localcluster.StartForTest(t, localcluster.Options{Clusters: names, Addons: []localcluster.Addon{kubelet.Addon(nil)}})
+	e.fleet = localcluster.StartForTest(t, localcluster.Options{Clusters: names,
+		// Indexes 10-12 (bridges strait10-12, pods 10.244.10-12.0/24): e2e/kubelet's fleet,
+		// which go test may run at the same time, uses 0 and 1.
+		FirstIndex: 10,
+		Addons:     []localcluster.Addon{kubelet.Addon(nil)}})
 	if err := <-built; err != nil {
 		t.Fatal(err)
 	}

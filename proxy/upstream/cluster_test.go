@@ -14,6 +14,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2"
@@ -513,6 +514,50 @@ func TestRemovedClusterCloses(t *testing.T) {
 		t.Errorf("request to a removed cluster: %v", err)
 	}
 	eventually(t, settle, "idle connections closed", func() bool { return c.Stats().ConnectionsActive == 0 })
+}
+
+// TestStageKeepsRemovedClusters: a staged update keeps removed clusters serving until they
+// are retired, and one brought back meanwhile survives the retirement.
+func TestStageKeepsRemovedClusters(t *testing.T) {
+	m := newTestManager(t, Options{})
+	b := newBackend(t, "b")
+	blue := install(t, m, edsCluster("blue"), assignment("blue", loc{eps: eps(b.addr())}))
+	green, greenCLA := edsCluster("green"), assignment("green", loc{eps: eps(b.addr())})
+
+	retire, err := m.Stage([]*clusterv3.Cluster{green}, []*endpointv3.ClusterLoadAssignment{greenCLA}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cluster("blue") != blue || m.Cluster("green") == nil {
+		t.Fatal("staged update: blue and green must both be reachable until retire")
+	}
+	if status, _, _, err := get(t, blue, nil); err != nil || status != 200 {
+		t.Fatalf("request to a staged-out cluster: %d, %v", status, err)
+	}
+	retire()
+	if m.Cluster("blue") != nil {
+		t.Error("retired cluster still listed")
+	}
+	if _, _, _, err := get(t, blue, nil); !errors.Is(err, ErrClusterClosed) {
+		t.Errorf("request to a retired cluster: %v", err)
+	}
+
+	// green is removed, then brought back before the first retire runs: it stays.
+	retireGreen, err := m.Stage(nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := m.Cluster("green")
+	if _, err := m.Stage([]*clusterv3.Cluster{green}, []*endpointv3.ClusterLoadAssignment{greenCLA}, nil); err != nil {
+		t.Fatal(err)
+	}
+	retireGreen()
+	if m.Cluster("green") != kept {
+		t.Fatal("a cluster brought back before retire was dropped")
+	}
+	if status, _, _, err := get(t, kept, nil); err != nil || status != 200 {
+		t.Errorf("request to the kept cluster: %d, %v", status, err)
+	}
 }
 
 func TestNoEndpoints(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -37,6 +38,9 @@ type Manager struct {
 	mu       sync.Mutex
 	closed   bool
 	clusters atomic.Pointer[map[string]*Cluster]
+	// wanted are the clusters of the last Stage; clusters also holds removed ones until
+	// they are retired.
+	wanted map[string]*Cluster
 	// wg tracks the goroutines of every cluster, removed ones included.
 	wg sync.WaitGroup
 }
@@ -68,35 +72,65 @@ func NewManager(opts Options) *Manager {
 // same address) keep their health and outlier state; removed clusters stop their health
 // checks and close their connections as requests in flight finish.
 func (m *Manager) Update(clusters []*clusterv3.Cluster, assignments []*endpointv3.ClusterLoadAssignment, secrets []*tlsv3.Secret) error {
-	specs, err := compile(clusters, assignments, secrets)
+	retire, err := m.Stage(clusters, assignments, secrets)
 	if err != nil {
 		return err
+	}
+	retire()
+	return nil
+}
+
+// Stage installs a new set of clusters but keeps the removed ones reachable by name until
+// retire is called, so that a caller can first switch its routes to the new set: a request
+// routed by the previous route table still finds its cluster (make before break). A removed
+// cluster that a later Stage brings back before retire runs is kept.
+func (m *Manager) Stage(clusters []*clusterv3.Cluster, assignments []*endpointv3.ClusterLoadAssignment, secrets []*tlsv3.Secret) (retire func(), err error) {
+	specs, err := compile(clusters, assignments, secrets)
+	if err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return errors.New("upstream manager is closed")
+		return nil, errors.New("upstream manager is closed")
 	}
 	old := *m.clusters.Load()
-	next := make(map[string]*Cluster, len(specs))
+	wanted := make(map[string]*Cluster, len(specs))
 	for _, s := range specs {
 		c := old[s.name]
 		if c == nil {
 			c = newCluster(s.name, m.log, m.dialer, &m.wg)
 		}
 		c.apply(s)
-		next[s.name] = c
+		wanted[s.name] = c
 	}
-	m.clusters.Store(&next)
-	removed := 0
+	staged := maps.Clone(wanted)
+	var removed []*Cluster
 	for name, c := range old {
-		if next[name] == nil {
-			c.close()
-			removed++
+		if wanted[name] == nil {
+			staged[name] = c
+			removed = append(removed, c)
 		}
 	}
-	m.log.Debug("clusters updated", "clusters", len(next), "removed", removed)
-	return nil
+	m.clusters.Store(&staged)
+	m.wanted = wanted
+	m.log.Debug("clusters updated", "clusters", len(wanted), "removed", len(removed))
+	return func() { m.retire(removed) }, nil
+}
+
+// retire drops and closes the removed clusters that no later Stage brought back.
+func (m *Manager) retire(removed []*Cluster) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := *m.clusters.Load()
+	next := maps.Clone(cur)
+	for _, c := range removed {
+		if next[c.name] == c && m.wanted[c.name] != c {
+			delete(next, c.name)
+			c.close()
+		}
+	}
+	m.clusters.Store(&next)
 }
 
 // compile checks and compiles a full set of clusters.
