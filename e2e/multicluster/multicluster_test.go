@@ -26,6 +26,7 @@ func TestMultiCluster(t *testing.T) {
 	t.Run("Status", e.testStatus)
 	t.Run("Canary", e.testCanary)
 	t.Run("Failover", e.testFailover)
+	t.Run("BlueGreen", e.testBlueGreen)
 	t.Run("BadInput", e.testBadInput)
 	t.Run("Faults", e.testFaults)
 }

@@ -87,6 +87,46 @@ func (e *env) checkAllFrom(t *testing.T, c *cluster, host, from string, n int) {
 	}
 }
 
+// testBlueGreen: a route in us switches from blue to green and back while a load loop runs;
+// no request fails.
+func (e *env) testBlueGreen(t *testing.T) {
+	us := e.clusters["us"]
+	for _, name := range []string{"blue", "green"} {
+		createEcho(t, us, name, 1, false)
+	}
+	for _, name := range []string{"blue", "green"} {
+		waitDeployment(t, us, name, 1)
+	}
+	// As blue-green is done: green is checked through a preview route before the switch,
+	// so that the switch never goes to a backend whose endpoints are not known yet.
+	createRoute(t, us, route("bg", "bg.test", backends(backend("blue", 1))))
+	createRoute(t, us, route("bg-preview", "preview.bg.test", backends(backend("green", 1))))
+	e.waitServed(t, us, "bg.test", "/", "blue", func(r echo.Response) bool { return r.Service == "blue" })
+	e.waitServed(t, us, "preview.bg.test", "/", "green, previewed", func(r echo.Response) bool { return r.Service == "green" })
+
+	var mu sync.Mutex
+	served := map[string]int{}
+	l := e.startLoad(t.Context(), us, "bg.test", func(r echo.Response) {
+		mu.Lock()
+		served[r.Service]++
+		mu.Unlock()
+	})
+	for _, to := range []string{"green", "blue"} {
+		e.updateRoute(t, us, "bg", backends(backend(to, 1)))
+		e.waitServed(t, us, "bg.test", "/", to, func(r echo.Response) bool { return r.Service == to })
+	}
+	ok, failed, firstErr := l.stop()
+	if failed != 0 {
+		t.Errorf("blue-green: %d of %d requests failed during the switches (first: %v)", failed, ok+failed, firstErr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if served["green"] == 0 || served["blue"] == 0 {
+		t.Errorf("blue-green: load loop answers %v, want both blue and green", served)
+	}
+	t.Logf("blue-green: blue -> green -> blue with %d requests in flight: %d failed, answers %v", ok+failed, failed, served)
+}
+
 // testBadInput: a route with a backendRef to a missing Service gets ResolvedRefs False
 // (BackendNotFound) and a 500 for that backend; one with an invalid regular expression gets
 // Accepted False (UnsupportedValue); the other routes keep working.
