@@ -15,7 +15,26 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 )
+
+// EchoPodSpec is a pod spec running Strait's echo backend (EchoImage) on container port 8080,
+// named "http", with the variables that make it name its pod and namespace (POD_NAME and
+// NAMESPACE from the pod), and env added after them. It stops within 2 seconds.
+func EchoPodSpec(env ...corev1.EnvVar) corev1.PodSpec {
+	return corev1.PodSpec{
+		TerminationGracePeriodSeconds: ptr.To(int64(2)),
+		Containers: []corev1.Container{{
+			Name:  "echo",
+			Image: EchoImage + ":latest",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+			Env: append([]corev1.EnvVar{
+				{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+				{Name: "NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			}, env...),
+		}},
+	}
+}
 
 // Images the kubelet runs, by repository (any tag or digest).
 const (

@@ -498,18 +498,7 @@ func logPods(t *testing.T, c *testCluster) {
 func echoPod(name, label string) *corev1.Pod {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: ptr.To(int64(2)),
-			Containers: []corev1.Container{{
-				Name:  "echo",
-				Image: kubelet.EchoImage + ":latest",
-				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-				Env: []corev1.EnvVar{
-					{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-					{Name: "NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
-				},
-			}},
-		},
+		Spec:       kubelet.EchoPodSpec(),
 	}
 	if k, v, ok := strings.Cut(label, "="); ok {
 		pod.Labels = map[string]string{k: v}

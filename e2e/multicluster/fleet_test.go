@@ -300,6 +300,11 @@ func createEcho(t *testing.T, c *cluster, name string, replicas int32, export bo
 	t.Helper()
 	ctx := t.Context()
 	labels := map[string]string{"app": name}
+	spec := kubelet.EchoPodSpec(corev1.EnvVar{Name: "SERVICE_NAME", Value: name})
+	spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}},
+		PeriodSeconds: 1,
+	}
 	deploy := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 		Spec: appsv1.DeploymentSpec{
@@ -307,23 +312,7 @@ func createEcho(t *testing.T, c *cluster, name string, replicas int32, export bo
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptr.To(int64(2)),
-					Containers: []corev1.Container{{
-						Name:  "echo",
-						Image: kubelet.EchoImage + ":latest",
-						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-						Env: []corev1.EnvVar{
-							{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-							{Name: "NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
-							{Name: "SERVICE_NAME", Value: name},
-						},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}},
-							PeriodSeconds: 1,
-						},
-					}},
-				},
+				Spec:       spec,
 			},
 		},
 	}
