@@ -69,9 +69,6 @@ func (m HeaderModifier) ApplyFields(f Fields) {
 	}
 }
 
-// Empty reports whether the modifier changes nothing.
-func (m HeaderModifier) Empty() bool { return len(m.ops) == 0 }
-
 // netHeader is an http.Header as Fields. Keys are canonical already: the map is used
 // directly.
 type netHeader http.Header
