@@ -351,7 +351,7 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 	if ex.route.Timeout > 0 {
 		deadline = start.Add(ex.route.Timeout)
 	}
-	x, err := cluster.Begin(deadline, nil)
+	x, err := cluster.Begin(deadline)
 	if err != nil {
 		ex.status = upstreamStatus(err, ex.route)
 		return c.writeError(ex.status, canKeep)
@@ -364,10 +364,9 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 		x.End()
 		if errors.Is(err, errClientGone) {
 			ex.status = statusClientClosed
-			x.Failed(err, true)
 			return false
 		}
-		x.Failed(err, false)
+		x.Failed(err)
 		ex.status = upstreamStatus(err, ex.route)
 		c.bl.p.log.Debug("upstream error", "route", ex.route.Name, "error", err, "status", ex.status)
 		return c.writeError(ex.status, canKeep)

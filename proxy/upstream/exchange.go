@@ -48,10 +48,10 @@ func (c *Cluster) Codec() bool {
 }
 
 // Begin takes the request's circuit breaker reservations, waiting for a connection slot no
-// later than deadline (zero: no limit), and picks its endpoint, by *hash for hash-based
-// policies (nil picks at random). Errors are those of RoundTrip.
-func (c *Cluster) Begin(deadline time.Time, hash *uint64) (Exchange, error) {
-	cfg, ep, err := c.begin(nil, deadline, hash) //nolint:staticcheck // nil: a context only if it must wait
+// later than deadline (zero: no limit), and picks its endpoint at random (the codec serves
+// no hash policies). Errors are those of RoundTrip.
+func (c *Cluster) Begin(deadline time.Time) (Exchange, error) {
+	cfg, ep, err := c.begin(nil, deadline, nil) //nolint:staticcheck // nil: a context only if it must wait
 	if err != nil {
 		return Exchange{}, err
 	}
@@ -91,11 +91,9 @@ func (x *Exchange) Put(conn *Conn) {
 // Responded accounts for a response with this status.
 func (x *Exchange) Responded(status int) { x.c.responded(x.cfg.spec.outlier, x.ep, status) }
 
-// Failed accounts for a request that got no response; canceled says the client went away,
-// which counts against nobody.
-func (x *Exchange) Failed(err error, canceled bool) {
-	x.c.failed(canceled, x.cfg.spec.outlier, x.ep, err)
-}
+// Failed accounts for a request that got no response from the upstream. A request the
+// client abandoned says nothing of the upstream and is not reported.
+func (x *Exchange) Failed(err error) { x.c.failed(false, x.cfg.spec.outlier, x.ep, err) }
 
 // End releases the request's reservations.
 func (x *Exchange) End() { x.c.finish(x.cfg.transport, x.ep, true) }

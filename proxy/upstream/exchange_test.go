@@ -48,7 +48,7 @@ func TestExchange(t *testing.T) {
 	}
 	var first *Conn
 	for i := range 3 {
-		x, err := c.Begin(time.Time{}, nil)
+		x, err := c.Begin(time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,11 +78,11 @@ func TestExchange(t *testing.T) {
 		cl.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{MaxConnections: wrapperspb.UInt32(10), MaxRequests: wrapperspb.UInt32(1)}}}
 	}), assignment("x", loc{eps: eps(b.addr())}))
 	eventually(t, settle, "the retired pool's connection to close", func() bool { return c.Stats().ConnectionsActive == 0 })
-	x, err := c.Begin(time.Time{}, nil)
+	x, err := c.Begin(time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Begin(time.Time{}, nil); !errors.Is(err, ErrOverflow) {
+	if _, err := c.Begin(time.Time{}); !errors.Is(err, ErrOverflow) {
 		t.Errorf("second request with max_requests 1: %v, want an overflow", err)
 	}
 	if conn, _ := exchangeGET(t, &x, false); conn.Reused {
@@ -98,7 +98,7 @@ func TestExchangeConnectFailure(t *testing.T) {
 	b.Close()
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("x"), assignment("x", loc{eps: eps(addr)}))
-	x, err := c.Begin(time.Time{}, nil)
+	x, err := c.Begin(time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestExchangeConnectFailure(t *testing.T) {
 	if !IsConnectError(err) {
 		t.Fatalf("err = %v, want a connect error", err)
 	}
-	x.Failed(err, false)
+	x.Failed(err)
 	x.End()
 	if s := c.Stats(); s.ConnectFailures != 1 || s.Responses["error"] != 1 || s.ConnectionsActive != 0 {
 		t.Errorf("stats: %d connect failures, %d errors, %d connections; want 1, 1, 0", s.ConnectFailures, s.Responses["error"], s.ConnectionsActive)
