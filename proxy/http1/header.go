@@ -123,7 +123,8 @@ func (h *Header) HasToken(key, token string) bool {
 	return false
 }
 
-func hasToken(list []byte, token string) bool {
+// hasToken reports whether a comma-separated list holds token (ASCII case-insensitively).
+func hasToken[T string | []byte](list []byte, token T) bool {
 	for len(list) > 0 {
 		var item []byte
 		if i := bytes.IndexByte(list, ','); i >= 0 {
@@ -164,16 +165,8 @@ func (h *Header) StripHopByHop() {
 // listed reports whether name is a token of one of the lists.
 func listed(lists [][]byte, name []byte) bool {
 	for _, list := range lists {
-		for len(list) > 0 {
-			var item []byte
-			if j := bytes.IndexByte(list, ','); j >= 0 {
-				item, list = list[:j], list[j+1:]
-			} else {
-				item, list = list, nil
-			}
-			if bytes.EqualFold(trimOWS(item), name) {
-				return true
-			}
+		if hasToken(list, name) {
+			return true
 		}
 	}
 	return false
@@ -202,7 +195,7 @@ func HopByHop(name []byte) bool {
 }
 
 // equalFold compares ASCII case-insensitively without allocating.
-func equalFold(b []byte, s string) bool {
+func equalFold[T string | []byte](b []byte, s T) bool {
 	if len(b) != len(s) {
 		return false
 	}
