@@ -79,6 +79,17 @@ type exchange struct {
 	upstream string
 }
 
+// names returns the names of the exchange's route and cluster, "" for one not chosen.
+func (ex *exchange) names() (route, cluster string) {
+	if ex.route != nil {
+		route = ex.route.Name
+	}
+	if ex.cluster != nil {
+		cluster = ex.cluster.Name
+	}
+	return route, cluster
+}
+
 type exchangeKey struct{}
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -429,13 +440,7 @@ func (p *Proxy) record(listener string, ex *exchange, start time.Time, last *ser
 		last.duration.Observe(time.Since(start).Seconds())
 		return
 	}
-	route, cluster := "", ""
-	if ex.route != nil {
-		route = ex.route.Name
-	}
-	if ex.cluster != nil {
-		cluster = ex.cluster.Name
-	}
+	route, cluster := ex.names()
 	requests := p.metrics.requests.WithLabelValues(listener, route, cluster, strconv.Itoa(ex.status))
 	duration := p.metrics.duration.WithLabelValues(route)
 	requests.Inc()
@@ -462,13 +467,7 @@ type requestInfo struct {
 
 // accessLog writes a finished request's line to the access log.
 func (p *Proxy) accessLog(ctx context.Context, r requestInfo, ex *exchange, start time.Time) {
-	route, cluster := "", ""
-	if ex.route != nil {
-		route = ex.route.Name
-	}
-	if ex.cluster != nil {
-		cluster = ex.cluster.Name
-	}
+	route, cluster := ex.names()
 	p.opts.AccessLog.LogAttrs(ctx, slog.LevelInfo, "request",
 		slog.String("method", r.method), slog.String("host", r.host), slog.String("path", r.path),
 		slog.String("protocol", r.proto), slog.Int("status", ex.status), slog.Duration("duration", time.Since(start)),
