@@ -456,16 +456,7 @@ func TestStateSurvivesUpdate(t *testing.T) {
 			goodEndpoint = ep
 		}
 	}
-	ejected := func(c *Cluster, addr string) bool {
-		for _, e := range c.Stats().Endpoints {
-			if e.Address == addr {
-				return e.Ejected
-			}
-		}
-		t.Fatalf("no endpoint %s", addr)
-		return false
-	}
-	if !ejected(c, bad.addr()) {
+	if !endpointStats(t, c, bad.addr()).Ejected {
 		t.Fatal("the failing endpoint was not ejected")
 	}
 
@@ -474,7 +465,7 @@ func TestStateSurvivesUpdate(t *testing.T) {
 	if c2 := install(t, m, edsCluster("web", outlier, func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_RANDOM }), cla); c2 != c {
 		t.Fatal("the update replaced the cluster")
 	}
-	if !ejected(c, bad.addr()) {
+	if !endpointStats(t, c, bad.addr()).Ejected {
 		t.Error("the ejection did not survive the update")
 	}
 	for range 20 {
@@ -489,7 +480,7 @@ func TestStateSurvivesUpdate(t *testing.T) {
 
 	install(t, m, edsCluster("web", outlier), assignment("web", loc{eps: eps(good.addr())}))
 	install(t, m, edsCluster("web", outlier), assignment("web", loc{eps: eps(bad.addr(), good.addr())}))
-	if ejected(c, bad.addr()) {
+	if endpointStats(t, c, bad.addr()).Ejected {
 		t.Error("an endpoint that left and came back kept its ejection")
 	}
 }

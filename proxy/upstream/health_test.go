@@ -62,27 +62,16 @@ func tcpHealthCheck(hc *corev3.HealthCheck) {
 	hc.HealthChecker = &corev3.HealthCheck_TcpHealthCheck_{TcpHealthCheck: &corev3.HealthCheck_TcpHealthCheck{}}
 }
 
-func activeHealthy(t *testing.T, c *Cluster, addr string) bool {
+// endpointStats returns the statistics of the endpoint at addr.
+func endpointStats(t *testing.T, c *Cluster, addr string) EndpointStats {
 	t.Helper()
 	for _, e := range c.Stats().Endpoints {
 		if e.Address == addr {
-			return e.ActiveHealthy
+			return e
 		}
 	}
 	t.Fatalf("no endpoint %s", addr)
-	return false
-}
-
-// pending says whether the endpoint at addr waits for its first health check.
-func pending(t *testing.T, c *Cluster, addr string) bool {
-	t.Helper()
-	for _, e := range c.Stats().Endpoints {
-		if e.Address == addr {
-			return e.HealthCheckPending
-		}
-	}
-	t.Fatalf("no endpoint %s", addr)
-	return false
+	return EndpointStats{}
 }
 
 func TestActiveHTTPHealthCheck(t *testing.T) {
@@ -98,14 +87,14 @@ func TestActiveHTTPHealthCheck(t *testing.T) {
 	// An unexpected status marks the endpoint down at once (the threshold is for
 	// endpoints that do not answer).
 	a.healthy.Store(false)
-	eventually(t, settle, "a marked down", func() bool { return !activeHealthy(t, c, a.addr()) })
+	eventually(t, settle, "a marked down", func() bool { return !endpointStats(t, c, a.addr()).ActiveHealthy })
 	for range 10 {
 		if _, body, _, err := get(t, c, nil); err != nil || body != "b" {
 			t.Fatalf("got %q, %v while a is down", body, err)
 		}
 	}
 	a.healthy.Store(true)
-	eventually(t, settle, "a back up after healthy_threshold passes", func() bool { return activeHealthy(t, c, a.addr()) })
+	eventually(t, settle, "a back up after healthy_threshold passes", func() bool { return endpointStats(t, c, a.addr()).ActiveHealthy })
 	if s := c.Stats(); s.HealthChecksPassed == 0 || s.HealthChecksFailed == 0 {
 		t.Errorf("checks passed %d, failed %d", s.HealthChecksPassed, s.HealthChecksFailed)
 	}
@@ -117,11 +106,11 @@ func TestActiveTCPHealthCheck(t *testing.T) {
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("tcp", healthCheck(20*time.Millisecond, 20*time.Millisecond, tcpHealthCheck)),
 		assignment("tcp", loc{eps: eps(up.addr(), down.addr())}))
-	eventually(t, settle, "both first checks", func() bool { return !pending(t, c, up.addr()) && !pending(t, c, down.addr()) })
-	if activeHealthy(t, c, down.addr()) {
+	eventually(t, settle, "both first checks", func() bool { return !endpointStats(t, c, up.addr()).HealthCheckPending && !endpointStats(t, c, down.addr()).HealthCheckPending })
+	if endpointStats(t, c, down.addr()).ActiveHealthy {
 		t.Error("the closed endpoint was not marked down")
 	}
-	if !activeHealthy(t, c, up.addr()) {
+	if !endpointStats(t, c, up.addr()).ActiveHealthy {
 		t.Error("the listening endpoint was marked down")
 	}
 }
@@ -137,8 +126,8 @@ func TestHealthStateSurvivesUpdate(t *testing.T) {
 	hc := healthCheck(20*time.Millisecond, time.Hour, httpHealthCheck)
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr(), b.addr(), k.addr())}))
-	eventually(t, settle, "a's first check", func() bool { return !pending(t, c, a.addr()) })
-	if activeHealthy(t, c, a.addr()) {
+	eventually(t, settle, "a's first check", func() bool { return !endpointStats(t, c, a.addr()).HealthCheckPending })
+	if endpointStats(t, c, a.addr()).ActiveHealthy {
 		t.Fatal("a passed its first check while failing it")
 	}
 	a.healthy.Store(true)
@@ -153,7 +142,7 @@ func TestHealthStateSurvivesUpdate(t *testing.T) {
 	install(t, m, edsCluster("web", hc, func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_RANDOM }),
 		assignment("web", loc{eps: []lbEndpoint{{addr: a.addr(), weight: 3}, {addr: b.addr()}, {addr: k.addr()}}}))
 	kChecked(3)
-	if activeHealthy(t, c, a.addr()) {
+	if endpointStats(t, c, a.addr()).ActiveHealthy {
 		t.Error("the update reset a's health check verdict")
 	}
 	if n := a.checks.Load() - aChecks; n != 0 {
@@ -227,16 +216,16 @@ func TestNewEndpointPendingUntilFirstCheck(t *testing.T) {
 	hc := healthCheck(time.Hour, time.Hour, httpHealthCheck)
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr())}))
-	eventually(t, settle, "a's first check, without waiting an interval", func() bool { return !pending(t, c, a.addr()) })
-	if !activeHealthy(t, c, a.addr()) {
+	eventually(t, settle, "a's first check, without waiting an interval", func() bool { return !endpointStats(t, c, a.addr()).HealthCheckPending })
+	if !endpointStats(t, c, a.addr()).ActiveHealthy {
 		t.Fatal("a failed its first check")
 	}
 
 	install(t, m, edsCluster("web", hc), assignment("web", loc{eps: eps(a.addr(), b.addr())}))
-	if !pending(t, c, b.addr()) || activeHealthy(t, c, b.addr()) {
+	if !endpointStats(t, c, b.addr()).HealthCheckPending || endpointStats(t, c, b.addr()).ActiveHealthy {
 		t.Fatal("the new endpoint b is trusted before its first check")
 	}
-	if pending(t, c, a.addr()) || !activeHealthy(t, c, a.addr()) {
+	if endpointStats(t, c, a.addr()).HealthCheckPending || !endpointStats(t, c, a.addr()).ActiveHealthy {
 		t.Error("the update reset a's verdict")
 	}
 	for range 20 {
@@ -255,8 +244,8 @@ func TestNewEndpointPendingUntilFirstCheck(t *testing.T) {
 	}
 
 	releaseB()
-	eventually(t, settle, "b's first check", func() bool { return !pending(t, c, b.addr()) })
-	if !activeHealthy(t, c, b.addr()) {
+	eventually(t, settle, "b's first check", func() bool { return !endpointStats(t, c, b.addr()).HealthCheckPending })
+	if !endpointStats(t, c, b.addr()).ActiveHealthy {
 		t.Fatal("b failed its first check")
 	}
 	// One passing check is enough for a new endpoint, although healthy_threshold is 2.
@@ -299,12 +288,12 @@ func TestAllPendingFallsBack(t *testing.T) {
 	}
 
 	releaseY()
-	eventually(t, settle, "y's first check", func() bool { return !pending(t, c, y.addr()) })
-	if activeHealthy(t, c, y.addr()) {
+	eventually(t, settle, "y's first check", func() bool { return !endpointStats(t, c, y.addr()).HealthCheckPending })
+	if endpointStats(t, c, y.addr()).ActiveHealthy {
 		t.Fatal("y passed its first check while failing it")
 	}
 	releaseX()
-	eventually(t, settle, "x's first check", func() bool { return !pending(t, c, x.addr()) })
+	eventually(t, settle, "x's first check", func() bool { return !endpointStats(t, c, x.addr()).HealthCheckPending })
 	before := y.hits.Load()
 	for range 20 {
 		if _, body, _, err := get(t, c, nil); err != nil || body != "x" {
