@@ -50,6 +50,27 @@ func (s *grpcBackend) StreamingOutputCall(req *testgrpc.StreamingOutputCallReque
 	return nil
 }
 
+// grpcRouteEnv serves a GRPCRoute for grpc.local that sends the methods of grpcService to
+// be over h2c, and returns the Gateway's port.
+func grpcRouteEnv(t *testing.T, grpcService string, be *backend) int {
+	t.Helper()
+	port := freePort(t)
+	manifests := gateway("web", "HTTP", port, "") + fmt.Sprintf(`---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: test, namespace: default}
+spec:
+  parentRefs: [{name: web}]
+  hostnames: [grpc.local]
+  rules:
+  - matches: [{method: {service: %s}}]
+    backendRefs: [{name: grpc, port: 80}]
+---
+`, grpcService) + service("grpc", false, "kubernetes.io/h2c", be)
+	newEnv(t, []filetest.Cluster{{Name: "us", Manifests: manifests}})
+	return port
+}
+
 // TestGRPCRoute carries gRPC through the proxy over h2c both ways: unary calls with
 // trailers, server streaming, status codes and deadlines.
 func TestGRPCRoute(t *testing.T) {
@@ -63,20 +84,7 @@ func TestGRPCRoute(t *testing.T) {
 	t.Cleanup(srv.Stop)
 	be := &backend{port: ln.Addr().(*net.TCPAddr).Port}
 
-	port := freePort(t)
-	manifests := gateway("web", "HTTP", port, "") + `---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GRPCRoute
-metadata: {name: test, namespace: default}
-spec:
-  parentRefs: [{name: web}]
-  hostnames: [grpc.local]
-  rules:
-  - matches: [{method: {service: grpc.testing.TestService}}]
-    backendRefs: [{name: grpc, port: 80}]
----
-` + service("grpc", false, "kubernetes.io/h2c", be)
-	newEnv(t, []filetest.Cluster{{Name: "us", Manifests: manifests}})
+	port := grpcRouteEnv(t, "grpc.testing.TestService", be)
 
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", port),
 		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("grpc.local"))
@@ -157,20 +165,7 @@ func TestGRPCLocalReplies(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 	be := &backend{port: ln.Addr().(*net.TCPAddr).Port}
 
-	port := freePort(t)
-	manifests := gateway("web", "HTTP", port, "") + `---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GRPCRoute
-metadata: {name: test, namespace: default}
-spec:
-  parentRefs: [{name: web}]
-  hostnames: [grpc.local]
-  rules:
-  - matches: [{method: {service: test.Svc}}]
-    backendRefs: [{name: grpc, port: 80}]
----
-` + service("grpc", false, "kubernetes.io/h2c", be)
-	newEnv(t, []filetest.Cluster{{Name: "us", Manifests: manifests}})
+	port := grpcRouteEnv(t, "test.Svc", be)
 
 	client := &http.Client{Transport: &http.Transport{Protocols: protocols}, Timeout: 10 * time.Second}
 	call := func(method, timeout string) *http.Response {
