@@ -106,7 +106,9 @@ func TestActiveTCPHealthCheck(t *testing.T) {
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("tcp", healthCheck(20*time.Millisecond, 20*time.Millisecond, tcpHealthCheck)),
 		assignment("tcp", loc{eps: eps(up.addr(), down.addr())}))
-	eventually(t, settle, "both first checks", func() bool { return !endpointStats(t, c, up.addr()).HealthCheckPending && !endpointStats(t, c, down.addr()).HealthCheckPending })
+	eventually(t, settle, "both first checks", func() bool {
+		return !endpointStats(t, c, up.addr()).HealthCheckPending && !endpointStats(t, c, down.addr()).HealthCheckPending
+	})
 	if endpointStats(t, c, down.addr()).ActiveHealthy {
 		t.Error("the closed endpoint was not marked down")
 	}
