@@ -90,16 +90,13 @@ func (t *translation) trafficPolicy(cluster string, p *straitv1alpha1.BackendTra
 // sends the backend's DNS name.
 func (tp *trafficPolicy) applyTo(b *ir.Backend) {
 	b.Policy = tp.name
-	b.OutlierDetection, b.LoadBalancer, b.CircuitBreaker, b.ConnectTimeout = tp.outlierDetection, tp.loadBalancer, tp.circuitBreaker, tp.connectTimeout
-	b.HealthCheck = tp.healthCheck
+	b.HealthCheck, b.OutlierDetection, b.LoadBalancer, b.CircuitBreaker, b.ConnectTimeout = tp.healthCheck, tp.outlierDetection, tp.loadBalancer, tp.circuitBreaker, tp.connectTimeout
 	if hc := tp.healthCheck; hc != nil && hc.HTTP != nil && hc.HTTP.Host == "" {
-		withHost := *hc.HTTP
-		withHost.Host = serviceDNSName(b.Target)
-		b.HealthCheck = &ir.HealthCheck{
-			Interval: hc.Interval, Timeout: hc.Timeout,
-			UnhealthyThreshold: hc.UnhealthyThreshold, HealthyThreshold: hc.HealthyThreshold,
-			HTTP: &withHost,
-		}
+		// The policy's check is shared by its backends: each gets a copy with its own host.
+		withHost, http := *hc, *hc.HTTP
+		http.Host = serviceDNSName(b.Target)
+		withHost.HTTP = &http
+		b.HealthCheck = &withHost
 	}
 }
 

@@ -1,11 +1,11 @@
 package translator
 
 import (
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -75,7 +75,7 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 		}
 		out = append(out, gw)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return olderFirst(&out[i].obj.ObjectMeta, &out[j].obj.ObjectMeta) })
+	slices.SortStableFunc(out, func(a, b *gateway) int { return compareAge(a.obj, b.obj) })
 
 	for _, gw := range out {
 		addrs, err := t.gatewayAddresses(gw.obj)
@@ -342,7 +342,7 @@ func markConflicts(ls []*listener) {
 func (t *translation) markPortsInUse(gateways []*gateway) {
 	gateways = slices.Clone(gateways)
 	// Stable: Gateways of equal age and name keep the clusters' name order.
-	sort.SliceStable(gateways, func(i, j int) bool { return olderFirst(&gateways[i].obj.ObjectMeta, &gateways[j].obj.ObjectMeta) })
+	slices.SortStableFunc(gateways, func(a, b *gateway) int { return compareAge(a.obj, b.obj) })
 	for _, gw := range gateways {
 		for _, l := range gw.listeners {
 			if !l.ok {
@@ -461,14 +461,15 @@ func invalidListeners(gw *gateway) string {
 	return strings.Join(names, ", ")
 }
 
-// olderFirst orders objects by creation time, then namespace and name: the spec's tie-breaker
-// wherever two objects compete.
-func olderFirst(a, b *metav1.ObjectMeta) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+// compareAge orders objects older first, then by namespace and name: the spec's tie-breaker
+// wherever two objects compete (Gateways, routes, policies).
+func compareAge(a, b metav1.Object) int {
+	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
+	if !ta.Equal(&tb) {
+		if ta.Before(&tb) {
+			return -1
+		}
+		return 1
 	}
-	if a.Namespace != b.Namespace {
-		return a.Namespace < b.Namespace
-	}
-	return a.Name < b.Name
+	return cmp.Or(cmp.Compare(a.GetNamespace(), b.GetNamespace()), cmp.Compare(a.GetName(), b.GetName()))
 }

@@ -1,7 +1,6 @@
 package translator_test
 
 import (
-	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -40,21 +39,28 @@ func loadGoldenInput(t *testing.T, path string) *translator.Input {
 // TestGolden translates every testdata/<case>.in.yaml and compares the IR and statuses with
 // testdata/<case>.out.yaml. Run `go test ./translator -run TestGolden -update` to rewrite them.
 func TestGolden(t *testing.T) {
-	cases, err := filepath.Glob("testdata/*.in.yaml")
+	runGolden(t, "testdata", func(in *translator.Input) any { return translator.Translate(in) })
+}
+
+// runGolden runs compute on every <dir>/<case>.in.yaml and compares the result, as YAML, with
+// <dir>/<case>.out.yaml, which -update rewrites. compute runs twice per case: the same input
+// must give the same output, so nothing may depend on map order.
+func runGolden(t *testing.T, dir string, compute func(*translator.Input) any) {
+	t.Helper()
+	cases, err := filepath.Glob(filepath.Join(dir, "*.in.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cases) == 0 {
-		t.Fatal("no golden cases in testdata/")
+		t.Fatalf("no golden cases in %s/", dir)
 	}
 	for _, in := range cases {
 		name := strings.TrimSuffix(filepath.Base(in), ".in.yaml")
 		t.Run(name, func(t *testing.T) {
 			input := loadGoldenInput(t, in)
-			got := marshalOutput(t, translator.Translate(input))
-			// Translating twice gives the same output: nothing depends on map order.
-			if again := marshalOutput(t, translator.Translate(input)); again != got {
-				t.Fatalf("translation is not deterministic:\n%s", cmp.Diff(got, again))
+			got := marshalYAML(t, compute(input))
+			if again := marshalYAML(t, compute(input)); again != got {
+				t.Fatalf("output is not deterministic:\n%s", cmp.Diff(got, again))
 			}
 			outPath := strings.TrimSuffix(in, ".in.yaml") + ".out.yaml"
 			if *update {
@@ -74,15 +80,11 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func marshalOutput(t *testing.T, out *translator.Output) string {
+func marshalYAML(t *testing.T, v any) string {
 	t.Helper()
-	data, err := json.Marshal(out)
+	data, err := yaml.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := yaml.JSONToYAML(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(y)
+	return string(data)
 }

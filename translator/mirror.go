@@ -347,13 +347,7 @@ func (m *mirrorComputation) serviceImport(dst *clusterIndex, key types.Namespace
 		return
 	}
 	oldest := slices.MinFunc(sources, func(a, b exportSource) int {
-		if olderFirst(&a.svc.ObjectMeta, &b.svc.ObjectMeta) {
-			return -1
-		}
-		if olderFirst(&b.svc.ObjectMeta, &a.svc.ObjectMeta) {
-			return 1
-		}
-		return cmp.Compare(a.cluster.info.Name, b.cluster.info.Name)
+		return cmp.Or(compareAge(a.svc, b.svc), cmp.Compare(a.cluster.info.Name, b.cluster.info.Name))
 	})
 	si := &mcsv1alpha1.ServiceImport{
 		TypeMeta: metav1.TypeMeta{APIVersion: mcsv1alpha1.GroupVersion.String(), Kind: "ServiceImport"},

@@ -1,14 +1,10 @@
 package translator_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/yaml"
 
 	"github.com/strait-gw/strait/translator"
 )
@@ -17,46 +13,7 @@ import (
 // compares them with testdata/mirror/<case>.out.yaml. Run
 // `go test ./translator -run TestMirrorGolden -update` to rewrite them.
 func TestMirrorGolden(t *testing.T) {
-	cases, err := filepath.Glob("testdata/mirror/*.in.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cases) == 0 {
-		t.Fatal("no golden cases in testdata/mirror/")
-	}
-	for _, in := range cases {
-		name := strings.TrimSuffix(filepath.Base(in), ".in.yaml")
-		t.Run(name, func(t *testing.T) {
-			input := loadGoldenInput(t, in)
-			got := marshalYAML(t, translator.ComputeMirrors(input))
-			if again := marshalYAML(t, translator.ComputeMirrors(input)); again != got {
-				t.Fatalf("mirror computation is not deterministic:\n%s", cmp.Diff(got, again))
-			}
-			outPath := strings.TrimSuffix(in, ".in.yaml") + ".out.yaml"
-			if *update {
-				if err := os.WriteFile(outPath, []byte(got), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(outPath)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("mirrors differ from %s (-want +got):\n%s", outPath, diff)
-			}
-		})
-	}
-}
-
-func marshalYAML(t *testing.T, v any) string {
-	t.Helper()
-	data, err := yaml.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
+	runGolden(t, "testdata/mirror", func(in *translator.Input) any { return translator.ComputeMirrors(in) })
 }
 
 func TestMirrorName(t *testing.T) {

@@ -52,7 +52,7 @@ func attachedPolicy[P policyObject](policies []P, targets func(P) []gwapiv1.Loca
 		if len(tier) == 0 {
 			continue
 		}
-		winner := slices.MinFunc(tier, comparePolicies[P])
+		winner := slices.MinFunc(tier, func(a, b P) int { return compareAge(a, b) })
 		if effective == zero {
 			effective = winner
 		}
@@ -63,18 +63,6 @@ func attachedPolicy[P policyObject](policies []P, targets func(P) []gwapiv1.Loca
 		}
 	}
 	return effective, conflicted
-}
-
-// comparePolicies orders policies of one namespace by precedence: older first, then by name.
-func comparePolicies[P policyObject](a, b P) int {
-	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
-	if !ta.Equal(&tb) {
-		if ta.Before(&tb) {
-			return -1
-		}
-		return 1
-	}
-	return cmp.Compare(a.GetName(), b.GetName())
 }
 
 // backendTLSTargets returns the targetRefs of a BackendTLSPolicy.

@@ -2,7 +2,7 @@ package translator
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,7 +62,7 @@ func (t *translation) processRoutes(ci *clusterIndex, gateways []*gateway) {
 			t.attachRoute(ci, byKey, rt, st, func(gw *gateway) *compiled { return t.compileGRPCRoute(ci, gw, r) })
 		}})
 	}
-	sort.SliceStable(httpRoutes, func(i, j int) bool { return olderFirst(httpRoutes[i].meta, httpRoutes[j].meta) })
+	slices.SortStableFunc(httpRoutes, func(a, b pending) int { return compareAge(a.meta, b.meta) })
 	for _, p := range httpRoutes {
 		p.attach()
 	}

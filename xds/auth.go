@@ -158,7 +158,6 @@ func (s *Server) serverOptions() []grpc.ServerOption {
 			}, nil
 		},
 	})
-	// Strait's credentials come first so that WithGRPCServerOptions can still override them.
 	return append([]grpc.ServerOption{grpc.Creds(creds)}, s.grpcOpts...)
 }
 

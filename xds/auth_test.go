@@ -77,18 +77,7 @@ func startTLSServer(ctx context.Context, t *testing.T) *tlsServer {
 	if err := srv.Update([]*ir.Proxy{a, b}); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("xds server: %v", err)
-		}
-	})
+	serve(ctx, t, srv)
 	return &tlsServer{Server: srv, ca: ca, reg: reg, files: files}
 }
 
@@ -125,20 +114,19 @@ func (s *tlsServer) refused(t *testing.T, reason string) float64 {
 	return metricValue(t, s.reg, "strait_xds_refused_total", map[string]string{"reason": reason})
 }
 
-// refusedWith waits for a stream to end and checks that it ended with code and a message
+// refusedWith waits for the stream to end and checks that it ended with code and a message
 // containing every part, before any response.
-func refusedWith[Resp interface{ GetTypeUrl() string }](t *testing.T, resps <-chan Resp, recvErr func() error, code codes.Code, parts ...string) {
-	t.Helper()
-	for resp := range resps {
-		t.Fatalf("got a %s response, want the stream refused", resp.GetTypeUrl())
+func (c *adsClient[Req, Resp]) refusedWith(code codes.Code, parts ...string) {
+	c.t.Helper()
+	for resp := range c.resps {
+		c.t.Fatalf("got a %s response, want the stream refused", resp.GetTypeUrl())
 	}
-	err := recvErr()
-	if status.Code(err) != code {
-		t.Fatalf("stream ended with %v, want %v", err, code)
+	if status.Code(c.ended) != code {
+		c.t.Fatalf("stream ended with %v, want %v", c.ended, code)
 	}
 	for _, p := range parts {
-		if !strings.Contains(status.Convert(err).Message(), p) {
-			t.Errorf("error %q does not mention %q", status.Convert(err).Message(), p)
+		if msg := status.Convert(c.ended).Message(); !strings.Contains(msg, p) {
+			c.t.Errorf("error %q does not mention %q", msg, p)
 		}
 	}
 }
@@ -206,27 +194,23 @@ func TestAuthRefusesOtherNode(t *testing.T) {
 
 	sotw := newSotwClientOn(ctx, t, conn, envoyNode(nodeB))
 	sotw.send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ListenerType})
-	sotwErr := func() error { _, err := sotw.stream.Recv(); return err }
-	refusedWith(t, sotw.resps, sotwErr, codes.PermissionDenied, want...)
+	sotw.refusedWith(codes.PermissionDenied, want...)
 
 	delta := newDeltaClientOn(ctx, t, conn, envoyNode(nodeB))
 	delta.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.ListenerType})
-	deltaErr := func() error { _, err := delta.stream.Recv(); return err }
-	refusedWith(t, delta.resps, deltaErr, codes.PermissionDenied, want...)
+	delta.refusedWith(codes.PermissionDenied, want...)
 
 	// A delta stream must name its node on its first request.
 	anonymous := newDeltaClientOn(ctx, t, conn, nil)
 	anonymous.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.ListenerType})
-	anonymousErr := func() error { _, err := anonymous.stream.Recv(); return err }
-	refusedWith(t, anonymous.resps, anonymousErr, codes.PermissionDenied, `may not ask for node ""`)
+	anonymous.refusedWith(codes.PermissionDenied, `may not ask for node ""`)
 
 	// A stream that starts as node A may not switch to node B.
 	switching := newSotwClientOn(ctx, t, conn, envoyNode(nodeA))
 	switching.ack(switching.fetch(resource.ClusterType))
 	switching.setNode = func(r *discoveryv3.DiscoveryRequest) { r.Node = envoyNode(nodeB) }
 	switching.send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ListenerType})
-	switchingErr := func() error { _, err := switching.stream.Recv(); return err }
-	refusedWith(t, switching.resps, switchingErr, codes.PermissionDenied, want...)
+	switching.refusedWith(codes.PermissionDenied, want...)
 
 	cds, err := clusterservice.NewClusterDiscoveryServiceClient(conn).StreamClusters(ctx)
 	if err != nil {

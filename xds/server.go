@@ -78,12 +78,6 @@ type Option func(*Server)
 // WithLogger sets the logger; the default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
-// WithGRPCServerOptions adds options to the gRPC server. They come after Strait's keepalive
-// settings and credentials and so override them. For mTLS, use WithTLS.
-func WithGRPCServerOptions(opts ...grpc.ServerOption) Option {
-	return func(s *Server) { s.grpcOpts = append(s.grpcOpts, opts...) }
-}
-
 // NewServer returns a Server that will listen on addr ("host:port", or "unix:///path") and
 // registers its metrics with reg (nil registers none). Registering twice with one registry
 // panics, as with every Prometheus collector.

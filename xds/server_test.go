@@ -44,6 +44,13 @@ func startServer(ctx context.Context, t testing.TB) *xds.Server {
 func startServerWithRegistry(ctx context.Context, t testing.TB, reg *prometheus.Registry) *xds.Server {
 	t.Helper()
 	srv := xds.NewServer("127.0.0.1:0", reg)
+	serve(ctx, t, srv)
+	return srv
+}
+
+// serve listens and serves srv until ctx ends or the test finishes.
+func serve(ctx context.Context, t testing.TB, srv *xds.Server) {
+	t.Helper()
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +63,6 @@ func startServerWithRegistry(ctx context.Context, t testing.TB, reg *prometheus.
 			t.Errorf("xds server: %v", err)
 		}
 	})
-	return srv
 }
 
 func testContext(t *testing.T) context.Context {
@@ -98,14 +104,17 @@ type adsClient[Req any, Resp interface{ GetTypeUrl() string }] struct {
 	setNode func(Req)
 	// describe names an unexpected response in a failure.
 	describe func(Resp) string
+	// ended is the error that ended the stream, set before resps is closed.
+	ended error
 }
 
-func newADSClient[Req any, Resp interface{ GetTypeUrl() string }](t *testing.T, stream adsStream[Req, Resp], setNode func(Req), describe func(Resp) string) adsClient[Req, Resp] {
-	c := adsClient[Req, Resp]{t: t, stream: stream, resps: make(chan Resp, 16), setNode: setNode, describe: describe}
+func newADSClient[Req any, Resp interface{ GetTypeUrl() string }](t *testing.T, stream adsStream[Req, Resp], setNode func(Req), describe func(Resp) string) *adsClient[Req, Resp] {
+	c := &adsClient[Req, Resp]{t: t, stream: stream, resps: make(chan Resp, 16), setNode: setNode, describe: describe}
 	go func() {
 		for {
 			resp, err := stream.Recv()
 			if err != nil {
+				c.ended = err
 				close(c.resps)
 				return
 			}
@@ -151,7 +160,7 @@ func (c *adsClient[Req, Resp]) expectNone() {
 
 // sotwClient is an ADS client speaking state of the world, as Envoy does.
 type sotwClient struct {
-	adsClient[*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse]
+	*adsClient[*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse]
 }
 
 func newSotwClient(ctx context.Context, t *testing.T, addr string, node *corev3.Node) *sotwClient {
@@ -255,7 +264,7 @@ func routeNames(t testing.TB, listeners []*anypb.Any) []string {
 
 // deltaClient is an ADS client speaking incremental (delta) xDS.
 type deltaClient struct {
-	adsClient[*discoveryv3.DeltaDiscoveryRequest, *discoveryv3.DeltaDiscoveryResponse]
+	*adsClient[*discoveryv3.DeltaDiscoveryRequest, *discoveryv3.DeltaDiscoveryResponse]
 }
 
 func newDeltaClient(ctx context.Context, t *testing.T, addr string, node *corev3.Node) *deltaClient {

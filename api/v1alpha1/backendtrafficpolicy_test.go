@@ -7,22 +7,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 )
-
-func TestBackendTrafficPolicyRegistered(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	for _, kind := range []string{BackendTrafficPolicyKind, BackendTrafficPolicyKind + "List"} {
-		if _, err := scheme.New(SchemeGroupVersion.WithKind(kind)); err != nil {
-			t.Errorf("%s: %v", kind, err)
-		}
-	}
-}
 
 func TestBackendTrafficPolicyDeepCopy(t *testing.T) {
 	threshold, interval := int32(2), gwapiv1.Duration("1s")

@@ -13,7 +13,7 @@ func TestAddToScheme(t *testing.T) {
 	if err := AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []string{StraitConfigKind, ClusterLinkKind, "ClusterLinkList"} {
+	for _, kind := range []string{StraitConfigKind, ClusterLinkKind, "ClusterLinkList", BackendTrafficPolicyKind, BackendTrafficPolicyKind + "List"} {
 		if _, err := scheme.New(SchemeGroupVersion.WithKind(kind)); err != nil {
 			t.Errorf("%s: %v", kind, err)
 		}
