@@ -2,16 +2,12 @@ package main
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -21,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strait-gw/strait/internal/pki"
 	"github.com/strait-gw/strait/xds"
 )
 
@@ -135,11 +132,11 @@ func createCA(dir string, validFor time.Duration) error {
 		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	certPEM, keyPEM, err := sign(tmpl, nil, nil, validFor)
+	ca, err := pki.Issue(tmpl, nil, validFor)
 	if err != nil {
 		return err
 	}
-	return writePair(certPath, keyPath, certPEM, keyPEM)
+	return writePair(certPath, keyPath, ca)
 }
 
 // issue signs tmpl with the CA in dir and writes name.crt and name.key there.
@@ -153,52 +150,28 @@ func issue(cmd *cobra.Command, dir, name string, tmpl *x509.Certificate, validFo
 		return fmt.Errorf("CA key %s: not an ECDSA key", filepath.Join(dir, caKeyFile))
 	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	certPEM, keyPEM, err := sign(tmpl, ca.Leaf, signer, validFor)
+	pair, err := pki.Issue(tmpl, &pki.Pair{Cert: ca.Leaf, Key: signer}, validFor)
 	if err != nil {
 		return err
 	}
 	certPath, keyPath := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if err := writePair(certPath, keyPath, certPEM, keyPEM); err != nil {
+	if err := writePair(certPath, keyPath, pair); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s\n", certPath, keyPath)
 	return err
 }
 
-// sign makes a new P-256 key and a certificate for it from tmpl, signed by parent's key, or
-// self-signed when parent is nil.
-func sign(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128)); err != nil {
-		return nil, nil, err
-	}
-	// A little slack for clocks behind this one.
-	tmpl.NotBefore = time.Now().Add(-5 * time.Minute)
-	tmpl.NotAfter = time.Now().Add(validFor)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sign certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
-}
-
 // writePair writes the key (mode 0600) and then the certificate, each replaced in one step.
-func writePair(certPath, keyPath string, certPEM, keyPEM []byte) error {
+func writePair(certPath, keyPath string, pair *pki.Pair) error {
+	keyPEM, err := pair.KeyPEM()
+	if err != nil {
+		return err
+	}
 	if err := replaceFile(keyPath, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return replaceFile(certPath, certPEM, 0o644)
+	return replaceFile(certPath, pair.CertPEM(), 0o644)
 }
 
 // replaceFile writes data to a temporary file beside path and renames it over path, so a

@@ -832,8 +832,6 @@ func (d *demo) display(ctx context.Context) {
 	if d.live {
 		d.write("\x1b[?1049h") // the terminal's alternate screen, left at exit
 		defer d.write("\x1b[?1049l")
-	}
-	if d.live {
 		d.write(d.screen(time.Now()))
 	}
 	// Draw just after each whole second, which completes the window's latest second.

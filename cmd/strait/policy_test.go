@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -113,27 +112,15 @@ spec:
 ` + filetest.Service("health", false, "", ports(health)...) + "---\n" + filetest.Service("hash", false, "", ports(hash)...)
 
 	path := filetest.Write(t, t.TempDir(), "127.0.0.1", []filetest.Cluster{{Name: "us", Region: "us-east", Manifests: manifests}})
-	adminAddr := freePort(t)
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "xds: %s\nadmin: %s\n", freePort(t), adminAddr)
-	f.Close()
-
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := newRootCommand()
-	cmd.SetArgs([]string{"run", "--config", path})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
+	_, done := startRun(ctx, t, path)
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
 	}()
-	waitFor(t, func() bool { return httpStatus("http://"+adminAddr+"/readyz") == http.StatusOK })
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	get := func(host, user string) (status int, pod string) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -47,22 +48,10 @@ spec:
 		{Name: "eu", Region: "eu-west", Manifests: manifests("eu")},
 		{Name: "us", Region: "us-east", Manifests: manifests("us")},
 	})
-	adminAddr := freePort(t)
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "xds: %s\nadmin: %s\n", freePort(t), adminAddr)
-	f.Close()
-
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := newRootCommand()
-	cmd.SetArgs([]string{"run", "--config", path})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
+	adminAddr, done := startRun(ctx, t, path)
 
-	waitFor(t, func() bool { return httpStatus("http://"+adminAddr+"/readyz") == http.StatusOK })
 	for cluster, port := range gatewayPorts {
 		body := httpBody(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port))
 		var er echo.Response
@@ -92,6 +81,28 @@ spec:
 	case <-time.After(40 * time.Second):
 		t.Fatal("run did not stop after cancellation")
 	}
+}
+
+// startRun gives the config file at path free xDS and admin addresses, runs `strait run` on
+// it until ctx ends, and waits until its admin server is ready. It returns the admin address
+// and the channel that receives run's error when it returns.
+func startRun(ctx context.Context, t *testing.T, path string) (adminAddr string, done <-chan error) {
+	t.Helper()
+	adminAddr = freePort(t)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "xds: %s\nadmin: %s\n", freePort(t), adminAddr)
+	if err = errors.Join(err, f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"run", "--config", path})
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.ExecuteContext(ctx) }()
+	waitFor(t, func() bool { return httpStatus("http://"+adminAddr+"/readyz") == http.StatusOK })
+	return adminAddr, errc
 }
 
 func freePortNumber(t *testing.T) int {

@@ -189,7 +189,7 @@ func (c *Cluster) writeFiles() error {
 		return err
 	}
 	files := map[string][]byte{
-		"ca.crt":        c.ca.pem,
+		"ca.crt":        c.ca.CertPEM(),
 		"apiserver.crt": serving.cert,
 		"apiserver.key": serving.key,
 		"sa.key":        saKey,
@@ -226,7 +226,7 @@ func (c *Cluster) ClientConfig(user string, groups ...string) (*rest.Config, err
 	}
 	return &rest.Config{
 		Host:            c.URL,
-		TLSClientConfig: rest.TLSClientConfig{CAData: c.ca.pem, CertData: kp.cert, KeyData: kp.key},
+		TLSClientConfig: rest.TLSClientConfig{CAData: c.ca.CertPEM(), CertData: kp.cert, KeyData: kp.key},
 		QPS:             100,
 		Burst:           200,
 	}, nil

@@ -4,18 +4,19 @@ package testcert
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/strait-gw/strait/internal/pki"
 )
+
+// validFor is how long the certificates are valid; each is also valid for an hour before now.
+const validFor = time.Hour
 
 // CA is a certificate authority valid for an hour around now.
 type CA struct {
@@ -29,47 +30,27 @@ type CA struct {
 // NewCA returns a new self-signed CA.
 func NewCA(t testing.TB) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
+	pair, err := pki.Issue(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: "strait test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	}, nil, validFor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &CA{Cert: cert, Key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Pool: x509.NewCertPool()}
-	ca.Pool.AddCert(cert)
+	ca := &CA{Cert: pair.Cert, Key: pair.Key, PEM: pair.CertPEM(), Pool: x509.NewCertPool()}
+	ca.Pool.AddCert(pair.Cert)
 	return ca
 }
 
 // Issue returns a leaf certificate for names (DNS names, IP addresses, or URIs when they have
-// a scheme)
-// with the given extended key usage, and its PEM certificate and key.
+// a scheme) with the given extended key usage, and its PEM certificate and key.
 func (ca *CA) Issue(t testing.TB, usage x509.ExtKeyUsage, names ...string) (cert tls.Certificate, certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{usage},
 	}
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
@@ -80,18 +61,12 @@ func (ca *CA) Issue(t testing.TB, usage x509.ExtKeyUsage, names ...string) (cert
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	pair, err := pki.Issue(tmpl, &pki.Pair{Cert: ca.Cert, Key: ca.Key}, validFor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
+	if keyPEM, err = pair.KeyPEM(); err != nil {
 		t.Fatal(err)
 	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if cert, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	return cert, certPEM, keyPEM
+	return pair.TLS(), pair.CertPEM(), keyPEM
 }
