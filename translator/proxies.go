@@ -2,6 +2,7 @@ package translator
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -53,9 +54,12 @@ func WithProxyReports(statuses []Status, report func(node string) ProxyReport) [
 		ok, reason, msg := proxyProgrammed(node, r)
 		setCondition(&next.Conditions, programmed.ObservedGeneration, string(gwapiv1.GatewayConditionProgrammed), ok, reason, msg)
 		if len(next.Addresses) == 0 {
-			ipType := gwapiv1.IPAddressType
 			for _, a := range r.Addresses {
-				next.Addresses = append(next.Addresses, gwapiv1.GatewayStatusAddress{Type: &ipType, Value: a})
+				addrType := gwapiv1.HostnameAddressType
+				if _, err := netip.ParseAddr(a); err == nil {
+					addrType = gwapiv1.IPAddressType
+				}
+				next.Addresses = append(next.Addresses, gwapiv1.GatewayStatusAddress{Type: &addrType, Value: a})
 			}
 		}
 		out[i].Status = next
