@@ -18,7 +18,9 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/strait-gw/strait/proxy/router"
 	"github.com/strait-gw/strait/proxy/upstream"
@@ -44,6 +46,9 @@ type Options struct {
 	XDSCredentials credentials.TransportCredentials
 	// Node is the proxy's node id, "<cluster>/<namespace>/<gateway>".
 	Node string
+	// Addresses are the addresses clients reach this proxy at (a pod IP, a load balancer's),
+	// advertised to the control plane for the Gateway's status.addresses.
+	Addresses []string
 	// DrainTimeout bounds how long a stopping proxy waits for requests in flight.
 	DrainTimeout time.Duration
 	// MaxConnections bounds the downstream connections open at once.
@@ -102,8 +107,21 @@ func New(opts Options) *Proxy {
 	p.connections.max = opts.MaxConnections
 	p.metrics = newMetrics(opts.Registerer, func() float64 { return float64(p.connections.open.Load()) })
 	p.state.Store(&state{tables: map[string]*router.Table{}, listeners: map[string]*listenerConfig{}})
-	p.xds = xdsclient.New(xdsclient.Options{Server: opts.XDS, Credentials: opts.XDSCredentials, Node: opts.Node, Apply: p.Apply, Logger: opts.Logger})
+	p.xds = xdsclient.New(xdsclient.Options{Server: opts.XDS, Credentials: opts.XDSCredentials, Node: opts.Node, Addresses: opts.Addresses, Apply: p.Apply, Logger: opts.Logger})
 	return p
+}
+
+// addressError is a listener address the proxy cannot bind. Its gRPC code,
+// FailedPrecondition, becomes the NACK's, which the control plane reports as an address the
+// Gateway cannot use (AddressNotUsable) rather than as invalid configuration.
+type addressError struct{ err error }
+
+func (e addressError) Error() string { return e.err.Error() }
+func (e addressError) Unwrap() error { return e.err }
+
+// GRPCStatus gives the error its gRPC code (see status.Code).
+func (e addressError) GRPCStatus() *status.Status {
+	return status.New(codes.FailedPrecondition, e.err.Error())
 }
 
 // Name names the runner in logs.
@@ -173,7 +191,7 @@ func (p *Proxy) Apply(res *xds.Resources) error {
 			for _, b := range bound {
 				_ = b.ln.Close()
 			}
-			return fmt.Errorf("listener %q: %w", name, err)
+			return addressError{fmt.Errorf("listener %q: %w", name, err)}
 		}
 		bound[name] = bl
 	}

@@ -446,6 +446,12 @@ func (t *translation) finishGatewayStatuses(gateways []*gateway) {
 			string(gwapiv1.GatewayReasonProgrammed), "Gateway is programmed")
 		ipType := gwapiv1.IPAddressType
 		for _, a := range gw.addresses {
+			// The unspecified address (0.0.0.0, ::) is where listeners bind, not an address
+			// clients can reach; the proxies' advertised addresses stand in for it
+			// (WithProxyReports).
+			if ip, err := netip.ParseAddr(a); err == nil && ip.IsUnspecified() {
+				continue
+			}
 			gw.status.Addresses = append(gw.status.Addresses, gwapiv1.GatewayStatusAddress{Type: &ipType, Value: a})
 		}
 	}

@@ -3,27 +3,34 @@ package xds
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"github.com/strait-gw/strait/translator"
 )
 
-// callbacks observes the xDS streams: connected nodes, responses sent and NACKs. The server
-// calls them synchronously from each stream's goroutine.
+// callbacks observes the xDS streams: which node each belongs to, what it was sent, and what
+// it acknowledged or rejected. The server calls them synchronously from each stream's
+// goroutine.
 type callbacks struct {
 	log     *slog.Logger
 	metrics *metrics
+	// changes gets a token (without blocking) when what a node's proxies report changes: a
+	// proxy connects or disconnects, or acknowledges or rejects listeners.
+	changes chan struct{}
 
 	mu sync.Mutex
-	// streams maps each open stream to its node id, known from its first request.
-	streams map[streamKey]string
+	// streams holds each open stream, known from its first request.
+	streams map[streamKey]*stream
 	// nodes counts the open streams of each node id.
 	nodes map[string]int
-	// sent is the last response of each type on each SotW stream.
-	sent map[streamKey]map[string]sentResponse
 }
 
 var _ serverv3.Callbacks = (*callbacks)(nil)
@@ -34,17 +41,38 @@ type streamKey struct {
 	id    int64
 }
 
+// stream is one client's stream and what it reported.
+type stream struct {
+	node string
+	// proxyless is a gRPC client's stream, not a proxy's.
+	proxyless bool
+	// addresses are what the proxy advertises in its node metadata (AddressesMetadataKey).
+	addresses []string
+	// sent is the last response of each type; acked the version of each type the client last
+	// accepted; rejected the last rejection of each type, dropped when a later response is
+	// accepted.
+	sent     map[string]sentResponse
+	acked    map[string]string
+	rejected map[string]rejection
+}
+
 type sentResponse struct {
 	nonce, version string
+}
+
+// rejection is a client's NACK of one version.
+type rejection struct {
+	version string
+	detail  *statuspb.Status
 }
 
 func newCallbacks(log *slog.Logger, m *metrics) *callbacks {
 	return &callbacks{
 		log:     log,
 		metrics: m,
-		streams: make(map[streamKey]string),
+		changes: make(chan struct{}, 1),
+		streams: make(map[streamKey]*stream),
 		nodes:   make(map[string]int),
-		sent:    make(map[streamKey]map[string]sentResponse),
 	}
 }
 
@@ -69,45 +97,28 @@ func (c *callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) {
 // reject them again, in a tight loop until the next update. Setting the request's version to
 // the rejected one makes the cache wait for a new version instead.
 func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
-	key := streamKey{id: id}
-	node := c.observe(key, req.GetNode())
-	if detail := req.GetErrorDetail(); detail != nil {
-		c.nack(node, req.GetTypeUrl(), req.GetResponseNonce(), detail)
-		c.mu.Lock()
-		last, ok := c.sent[key][req.GetTypeUrl()]
-		c.mu.Unlock()
-		if ok && last.nonce == req.GetResponseNonce() {
-			req.VersionInfo = last.version
-		}
+	if rejected, ok := c.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail()); ok {
+		req.VersionInfo = rejected
 	}
 	return nil
-}
-
-// OnStreamResponse implements serverv3.Callbacks.
-func (c *callbacks) OnStreamResponse(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-	c.metrics.pushes.WithLabelValues(typeLabel(resp.GetTypeUrl())).Inc()
-	key := streamKey{id: id}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sent[key] == nil {
-		c.sent[key] = make(map[string]sentResponse)
-	}
-	c.sent[key][resp.GetTypeUrl()] = sentResponse{nonce: resp.GetNonce(), version: resp.GetVersionInfo()}
 }
 
 // OnStreamDeltaRequest implements serverv3.Callbacks. A delta NACK needs no damping: the
 // server already counts the rejected resources as sent and waits for new versions.
 func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	node := c.observe(streamKey{delta: true, id: id}, req.GetNode())
-	if detail := req.GetErrorDetail(); detail != nil {
-		c.nack(node, req.GetTypeUrl(), req.GetResponseNonce(), detail)
-	}
+	c.request(streamKey{delta: true, id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail())
 	return nil
 }
 
-// OnStreamDeltaResponse implements serverv3.Callbacks.
-func (c *callbacks) OnStreamDeltaResponse(_ int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-	c.metrics.pushes.WithLabelValues(typeLabel(resp.GetTypeUrl())).Inc()
+// OnStreamResponse implements serverv3.Callbacks.
+func (c *callbacks) OnStreamResponse(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+	c.response(streamKey{id: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
+}
+
+// OnStreamDeltaResponse implements serverv3.Callbacks. A delta response's system version is
+// the snapshot's version of its type, as a SotW response's version is.
+func (c *callbacks) OnStreamDeltaResponse(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+	c.response(streamKey{delta: true, id: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
 }
 
 // OnFetchRequest implements serverv3.Callbacks; REST fetches are not served.
@@ -118,33 +129,89 @@ func (c *callbacks) OnFetchRequest(context.Context, *discoveryv3.DiscoveryReques
 // OnFetchResponse implements serverv3.Callbacks.
 func (c *callbacks) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}
 
-// observe returns the node id of a stream, learning it from the stream's first request.
-func (c *callbacks) observe(key streamKey, node *corev3.Node) string {
+// request records a request: the stream's node on its first one, and whether it accepts or
+// rejects the response it answers (by nonce; a request answering an older response says
+// nothing about the last). It returns the rejected version when the request is a NACK of the
+// last response.
+func (c *callbacks) request(key streamKey, node *corev3.Node, typeURL, nonce string, detail *statuspb.Status) (rejected string, ok bool) {
+	c.mu.Lock()
+	s, known := c.streams[key]
+	if !known {
+		s = c.open(key, node)
+	}
+	last, answers := s.sent[typeURL]
+	answers = answers && nonce != "" && last.nonce == nonce
+	changed := !known && !s.proxyless
+	switch {
+	case detail != nil:
+		c.metrics.nacks.WithLabelValues(s.node, typeLabel(typeURL)).Inc()
+		if answers {
+			s.rejected[typeURL] = rejection{version: last.version, detail: detail}
+			changed = changed || typeURL == resource.ListenerType
+		}
+	case answers && s.acked[typeURL] != last.version:
+		s.acked[typeURL] = last.version
+		delete(s.rejected, typeURL)
+		changed = changed || typeURL == resource.ListenerType
+	}
+	c.mu.Unlock()
+	if detail != nil {
+		c.log.Warn("xds client rejected configuration",
+			"node", s.node, "type", typeURL, "nonce", nonce,
+			"code", detail.GetCode(), "error", detail.GetMessage())
+	}
+	if changed && !s.proxyless {
+		c.notify()
+	}
+	return last.version, detail != nil && answers
+}
+
+// open starts tracking a stream; c.mu is held.
+func (c *callbacks) open(key streamKey, node *corev3.Node) *stream {
+	s := &stream{
+		node:      node.GetId(),
+		proxyless: isProxyless(node),
+		addresses: advertisedAddresses(node),
+		sent:      make(map[string]sentResponse),
+		acked:     make(map[string]string),
+		rejected:  make(map[string]rejection),
+	}
+	c.streams[key] = s
+	c.nodes[s.node]++
+	c.metrics.connected.Set(float64(len(c.nodes)))
+	return s
+}
+
+func (c *callbacks) response(key streamKey, typeURL, nonce, version string) {
+	c.metrics.pushes.WithLabelValues(typeLabel(typeURL)).Inc()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if id, ok := c.streams[key]; ok {
-		return id
+	if s, ok := c.streams[key]; ok {
+		s.sent[typeURL] = sentResponse{nonce: nonce, version: version}
 	}
-	id := node.GetId()
-	c.streams[key] = id
-	c.nodes[id]++
-	c.metrics.connected.Set(float64(len(c.nodes)))
-	return id
 }
 
 func (c *callbacks) closed(key streamKey) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.sent, key)
-	id, ok := c.streams[key]
-	if !ok {
-		return // closed before its first request
+	s, ok := c.streams[key]
+	if ok {
+		delete(c.streams, key)
+		if c.nodes[s.node]--; c.nodes[s.node] <= 0 {
+			delete(c.nodes, s.node)
+		}
+		c.metrics.connected.Set(float64(len(c.nodes)))
 	}
-	delete(c.streams, key)
-	if c.nodes[id]--; c.nodes[id] <= 0 {
-		delete(c.nodes, id)
+	c.mu.Unlock()
+	if ok && !s.proxyless {
+		c.notify()
 	}
-	c.metrics.connected.Set(float64(len(c.nodes)))
+}
+
+func (c *callbacks) notify() {
+	select {
+	case c.changes <- struct{}{}:
+	default: // a change is already pending; its reader will see this one too
+	}
 }
 
 // connected reports whether a client of node (a proxy or a proxyless client) has a stream open.
@@ -154,9 +221,48 @@ func (c *callbacks) connected(node string) bool {
 	return c.nodes[node] > 0
 }
 
-func (c *callbacks) nack(node, typeURL, nonce string, detail *statuspb.Status) {
-	c.metrics.nacks.WithLabelValues(node, typeLabel(typeURL)).Inc()
-	c.log.Warn("xds client rejected configuration",
-		"node", node, "type", typeURL, "nonce", nonce,
-		"code", detail.GetCode(), "error", detail.GetMessage())
+// report summarizes the proxies (not proxyless clients) of node against the listeners
+// version currently published for it.
+func (c *callbacks) report(node, listeners string) translator.ProxyReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var r translator.ProxyReport
+	for _, s := range c.streams {
+		if s.node != node || s.proxyless {
+			continue
+		}
+		r.Proxies++
+		r.Addresses = append(r.Addresses, s.addresses...)
+		if s.acked[resource.ListenerType] == listeners {
+			r.Current++
+		} else if rej, ok := s.rejected[resource.ListenerType]; ok && rej.version == listeners && r.Rejection == nil {
+			r.Rejection = &translator.Rejection{
+				AddressNotUsable: codes.Code(rej.detail.GetCode()) == codes.FailedPrecondition,
+				Message:          rej.detail.GetMessage(),
+			}
+		}
+	}
+	slices.Sort(r.Addresses)
+	r.Addresses = slices.Compact(r.Addresses)
+	return r
+}
+
+func isProxyless(node *corev3.Node) bool {
+	v := node.GetMetadata().GetFields()[ProxylessMetadataKey]
+	return v.GetBoolValue() || v.GetStringValue() == "true"
+}
+
+// advertisedAddresses reads AddressesMetadataKey: a list of strings, or one string.
+func advertisedAddresses(node *corev3.Node) []string {
+	v := node.GetMetadata().GetFields()[AddressesMetadataKey]
+	if s := v.GetStringValue(); s != "" {
+		return []string{s}
+	}
+	var out []string
+	for _, e := range v.GetListValue().GetValues() {
+		if s := e.GetStringValue(); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

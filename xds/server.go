@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/strait-gw/strait/translator"
 	"github.com/strait-gw/strait/translator/ir"
 )
 
@@ -34,6 +35,11 @@ import (
 // guessing from user_agent_name: the xDS client library a proxy uses does not decide what it
 // is served.
 const ProxylessMetadataKey = "PROXYLESS_GRPC"
+
+// AddressesMetadataKey is the node metadata key under which a proxy advertises the addresses
+// it is reachable at (a list of strings, or one string). They become its Gateway's
+// status.addresses when the Gateway names none (see translator.WithProxyReports).
+const AddressesMetadataKey = "strait.dev/addresses"
 
 // proxylessSuffix keys a node's proxyless variant in the snapshot cache. Node ids are
 // "<cluster>/<namespace>/<gateway>", DNS labels all, so they never contain '#'.
@@ -369,6 +375,24 @@ func (s *Server) forgetRemoved() {
 	}
 }
 
+// ProxyReport summarizes what the proxies connected as node report: how many there are, how
+// many run the node's current listeners, their advertised addresses, and a rejection of the
+// current listeners. Proxyless gRPC clients do not count.
+func (s *Server) ProxyReport(node string) translator.ProxyReport {
+	s.mu.Lock()
+	var listeners string
+	if n, ok := s.nodes[node]; ok {
+		listeners = n.envoy[types.Listener].version
+	}
+	s.mu.Unlock()
+	return s.callbacks.report(node, listeners)
+}
+
+// ProxyChanges receives a value after what some node's proxies report changes: a proxy
+// connects or disconnects, or accepts or rejects listeners. Changes coalesce: one value may
+// stand for many; read ProxyReport after each.
+func (s *Server) ProxyChanges() <-chan struct{} { return s.callbacks.changes }
+
 // Snapshot returns the snapshot served to the proxies of node.
 func (s *Server) Snapshot(node string) (*cache.Snapshot, bool) { return s.snapshot(node) }
 
@@ -392,8 +416,7 @@ type nodeHash struct{}
 
 // ID implements cache.NodeHash.
 func (nodeHash) ID(node *corev3.Node) string {
-	v := node.GetMetadata().GetFields()[ProxylessMetadataKey]
-	if v.GetBoolValue() || v.GetStringValue() == "true" {
+	if isProxyless(node) {
 		return node.GetId() + proxylessSuffix
 	}
 	return node.GetId()

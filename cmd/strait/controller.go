@@ -86,6 +86,12 @@ type controlPlane struct {
 	last atomic.Pointer[translator.Output]
 	// onFull, if set, is called after each full (not endpoint-only) publish.
 	onFull func(*translator.Output)
+	// published gets a token (without blocking) after each full publish.
+	published chan struct{}
+}
+
+func newControlPlane(srv *xds.Server) *controlPlane {
+	return &controlPlane{xds: srv, published: make(chan struct{}, 1)}
 }
 
 // publish hands a translation to the xDS server; endpoint-only changes take the fast path.
@@ -101,8 +107,33 @@ func (cp *controlPlane) publish(out *translator.Output, endpointsOnly bool) {
 		slog.Error("publishing xDS", "error", err)
 	}
 	cp.last.Store(out)
-	if !endpointsOnly && cp.onFull != nil {
+	if endpointsOnly {
+		return
+	}
+	if cp.onFull != nil {
 		cp.onFull(out)
+	}
+	select {
+	case cp.published <- struct{}{}:
+	default: // the reporter has yet to read the last one, and will read this publish then
+	}
+}
+
+// reportStatuses hands report the statuses of the last full publish, with each Gateway's
+// Programmed condition and addresses following what its proxies report
+// (translator.WithProxyReports), after every full publish and every change in those reports,
+// until ctx ends.
+func (cp *controlPlane) reportStatuses(ctx context.Context, report func([]translator.Status)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-cp.published:
+		case <-cp.xds.ProxyChanges():
+		}
+		if out := cp.last.Load(); out != nil {
+			report(translator.WithProxyReports(out.Statuses, cp.xds.ProxyReport))
+		}
 	}
 }
 
@@ -111,6 +142,15 @@ type runnable interface {
 	Name() string
 	Start(context.Context) error
 }
+
+// stage is a runnable made of a function.
+type stage struct {
+	name  string
+	start func(context.Context) error
+}
+
+func (s stage) Name() string                    { return s.name }
+func (s stage) Start(ctx context.Context) error { return s.start(ctx) }
 
 // runAll starts every stage and returns when ctx ends or one of them fails, stopping the
 // others.
@@ -146,10 +186,13 @@ type inputProvider interface {
 }
 
 // serveControlPlane runs provider -> translator -> xDS server, the admin server and the
-// other stages given.
+// other stages given; with reportStatuses, also cp.reportStatuses.
 func serveControlPlane(ctx context.Context, reg *prometheus.Registry, provider inputProvider, xdsAddr, adminAddr string,
-	xdsOpts []xds.Option, onFull func(*translator.Output), stages ...runnable) error {
-	cp := &controlPlane{xds: xds.NewServer(xdsAddr, reg, xdsOpts...), onFull: onFull}
+	xdsOpts []xds.Option, reportStatuses func([]translator.Status), stages ...runnable) error {
+	cp := newControlPlane(xds.NewServer(xdsAddr, reg, xdsOpts...))
+	if reportStatuses != nil {
+		stages = append(stages, stage{"status reports", func(ctx context.Context) error { return cp.reportStatuses(ctx, reportStatuses) }})
+	}
 	admin := newAdminServer(adminAddr, reg,
 		func() bool { return cp.last.Load() != nil },
 		func() any { return cp.last.Load() })

@@ -223,8 +223,7 @@ func runKubeControlPlane(ctx context.Context, s *kubeSetup, xdsAddr, adminAddr s
 		statuses.Resync()
 		mirrors.Resync()
 	})
-	onFull := func(out *translator.Output) { statuses.Update(out.Statuses) }
-	return serveControlPlane(ctx, reg, provider, xdsAddr, adminAddr, xdsOpts, onFull, elector, statuses, mirrors)
+	return serveControlPlane(ctx, reg, provider, xdsAddr, adminAddr, xdsOpts, statuses.Update, elector, statuses, mirrors)
 }
 
 // newElector competes for the Lease when leader election is on, and leads alone otherwise.

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/strait-gw/strait/proxy"
 )
 
 func newProxyCommand() *cobra.Command {
 	var xdsAddr, node, adminAddr string
+	var advertise []string
 	var accessLog bool
 	cmd := &cobra.Command{
 		Use:   "proxy --xds ADDR --node CLUSTER/NAMESPACE/GATEWAY",
@@ -33,7 +37,12 @@ flight (up to 30s).`,
 			if err != nil {
 				return err
 			}
-			p := proxy.New(proxy.Options{XDS: xdsAddr, XDSCredentials: creds, Node: node, AccessLog: log, Registerer: reg})
+			for _, a := range advertise {
+				if !validAddress(a) {
+					return fmt.Errorf("--advertise-address %q: want an IP address or a DNS name", a)
+				}
+			}
+			p := proxy.New(proxy.Options{XDS: xdsAddr, XDSCredentials: creds, Node: node, Addresses: advertise, AccessLog: log, Registerer: reg})
 			ready := func() bool {
 				select {
 				case <-p.Ready():
@@ -59,8 +68,18 @@ flight (up to 30s).`,
 	cmd.Flags().StringVar(&xdsAddr, "xds", "127.0.0.1:18000", "control plane xDS address (host:port or unix:///path)")
 	cmd.Flags().StringVar(&node, "node", "", "node id: <cluster>/<namespace>/<gateway> (required)")
 	cmd.Flags().StringVar(&adminAddr, "admin", "127.0.0.1:9902", "admin listen address")
+	cmd.Flags().StringSliceVar(&advertise, "advertise-address", nil,
+		"address clients reach this proxy at (IP or DNS name; repeatable), reported in the Gateway's status.addresses when the Gateway names none")
 	cmd.Flags().BoolVar(&accessLog, "access-log", false, "write a JSON access log line per request to stdout")
 	addXDSClientTLSFlags(cmd)
 	_ = cmd.MarkFlagRequired("node")
 	return cmd
+}
+
+// validAddress accepts an IP address or a DNS subdomain name.
+func validAddress(a string) bool {
+	if _, err := netip.ParseAddr(a); err == nil {
+		return true
+	}
+	return len(validation.IsDNS1123Subdomain(a)) == 0
 }

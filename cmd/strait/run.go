@@ -52,7 +52,7 @@ func runAllInOne(ctx context.Context, cfg *file.Config, accessLog *slog.Logger) 
 	reg := newRegistry()
 	sc := cfg.StraitConfig
 	provider := file.New(cfg, file.Options{})
-	cp := &controlPlane{xds: xds.NewServer(sc.XDS, reg)}
+	cp := newControlPlane(xds.NewServer(sc.XDS, reg))
 	proxies := &proxySet{ctx: ctx, xds: sc.XDS, accessLog: accessLog, running: map[string]*runningProxy{}}
 	cp.onFull = proxies.sync
 	admin := newAdminServer(sc.Admin, prometheus.Gatherers{reg, proxies},

@@ -47,6 +47,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/strait-gw/strait/xds"
 )
@@ -67,9 +68,14 @@ type Options struct {
 	Server string
 	// Node is the proxy's node id, "<cluster>/<namespace>/<gateway>".
 	Node string
+	// Addresses are the addresses the proxy advertises in its node metadata
+	// (xds.AddressesMetadataKey); the control plane reports them in the Gateway's status.
+	Addresses []string
 	// Apply receives every complete, consistent configuration that differs from the last one
 	// it accepted. A non-nil error rejects it: the response that completed it is NACKed with
 	// the error's text and the proxy keeps running on the last configuration Apply accepted.
+	// The NACK's code is the error's gRPC code (status.Code) when it has one, such as
+	// FailedPrecondition for an address the proxy cannot bind, else InvalidArgument.
 	// The resources are shared with the client and must not be modified. Apply is called
 	// from Start's goroutine, one call at a time.
 	Apply func(*xds.Resources) error
@@ -123,9 +129,24 @@ func New(opts Options) *Client {
 	return &Client{
 		opts:  opts,
 		log:   opts.Logger.With("server", opts.Server, "node", opts.Node),
-		node:  &corev3.Node{Id: opts.Node, UserAgentName: "strait"},
+		node:  newNode(opts),
 		state: newState(),
 	}
+}
+
+// newNode is the node the client sends: its id, and the addresses it advertises.
+func newNode(opts Options) *corev3.Node {
+	n := &corev3.Node{Id: opts.Node, UserAgentName: "strait"}
+	if len(opts.Addresses) > 0 {
+		addrs := make([]*structpb.Value, len(opts.Addresses))
+		for i, a := range opts.Addresses {
+			addrs[i] = structpb.NewStringValue(a)
+		}
+		n.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{
+			xds.AddressesMetadataKey: structpb.NewListValue(&structpb.ListValue{Values: addrs}),
+		}}
+	}
+	return n
 }
 
 // Name names the runner in logs.
@@ -271,5 +292,9 @@ func (c *Client) commit(want [numTypes]names) error {
 // nack logs a rejected response and returns the error detail that rejects it.
 func (c *Client) nack(typeURL, version, nonce string, err error) *statuspb.Status {
 	c.log.Warn("NACK sent", "type", typeURL, "version", version, "nonce", nonce, "error", err)
-	return &statuspb.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+	code := status.Code(err)
+	if code == codes.Unknown {
+		code = codes.InvalidArgument
+	}
+	return &statuspb.Status{Code: int32(code), Message: err.Error()}
 }
