@@ -64,7 +64,7 @@ func TestLocalClusters(t *testing.T) {
 		w.update(readInput(t, clients))
 		w.Resync()
 		for w.queue.Len() > 0 {
-			w.processNext(ctx)
+			w.queue.ProcessNext(ctx)
 		}
 		if n := w.queue.NumRequeues("us") + w.queue.NumRequeues("eu"); n != 0 {
 			t.Fatalf("a reconcile failed (%d requeues); see the log", n)

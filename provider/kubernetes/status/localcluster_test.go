@@ -93,7 +93,7 @@ func TestLocalCluster(t *testing.T) {
 		w.Update(translator.Translate(readInput(t, kube, gw, dyn)).Statuses)
 		w.Resync()
 		for w.queue.Len() > 0 {
-			w.processNext(ctx)
+			w.queue.ProcessNext(ctx)
 		}
 	}
 	count := func(result string) float64 {
