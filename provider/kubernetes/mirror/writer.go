@@ -181,12 +181,11 @@ func (w *Writer) reconcile(ctx context.Context, cluster string) error {
 	if !ok {
 		return nil
 	}
-	r := &reconciler{w: w, cluster: cluster, clients: c}
 	errs := []error{
-		syncKind(ctx, r, serviceOps(c.Kube), want.Services),
-		syncKind(ctx, r, sliceOps(c.Kube), want.EndpointSlices),
+		syncKind(ctx, w.metrics, serviceOps(c.Kube), want.Services),
+		syncKind(ctx, w.metrics, sliceOps(c.Kube), want.EndpointSlices),
 	}
-	if err := syncKind(ctx, r, importOps(c.MCS), want.ServiceImports); err != nil {
+	if err := syncKind(ctx, w.metrics, importOps(c.MCS), want.ServiceImports); err != nil {
 		if !isMissingKind(err) {
 			errs = append(errs, err)
 		} else if w.noteImportsMissing(cluster) {
@@ -232,5 +231,5 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	return m, errors.Join(reg.Register(m.writes))
+	return m, reg.Register(m.writes)
 }
