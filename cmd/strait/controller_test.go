@@ -32,6 +32,25 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// startCommand runs `strait args...` until the test ends, then stops it and fails the test if
+// it did not exit cleanly. The context it returns bounds the command (30s), for the test's own
+// requests too.
+func startCommand(t *testing.T, args ...string) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	cmd := newRootCommand()
+	cmd.SetArgs(args)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("strait %s: %v", args[0], err)
+		}
+	})
+	return ctx
+}
+
 var controllerManifests = filetest.Gateway("web", "HTTP", 8080, "") + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -71,18 +90,7 @@ func TestControllerServesFiles(t *testing.T) {
 	write("us/app.yaml", controllerManifests)
 	write("us/endpoints.yaml", endpointsManifest("10.0.0.1"))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := newRootCommand()
-	cmd.SetArgs([]string{"controller", "--config", filepath.Join(dir, "strait.yaml"), "--xds", xdsAddr, "--admin", adminAddr})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller: %v", err)
-		}
-	}()
+	ctx := startCommand(t, "controller", "--config", filepath.Join(dir, "strait.yaml"), "--xds", xdsAddr, "--admin", adminAddr)
 
 	waitFor(t, func() bool { return httpStatus("http://"+adminAddr+"/readyz") == http.StatusOK })
 

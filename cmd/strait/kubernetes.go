@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -181,11 +180,7 @@ func runKubeControlPlane(ctx context.Context, s *kubeSetup, xdsAddr, adminAddr s
 		if err != nil {
 			return fmt.Errorf("home cluster: %w", err)
 		}
-		dyn, err := dynamic.NewForConfig(s.homeConfig)
-		if err != nil {
-			return fmt.Errorf("home cluster: %w", err)
-		}
-		opts.Home = &kubernetes.Home{Kube: clients.Kube, Dynamic: dyn, Namespace: s.homeNamespace}
+		opts.Home = &kubernetes.Home{Kube: clients.Kube, Dynamic: clients.Dynamic, Namespace: s.homeNamespace}
 	}
 	slog.Info("watching Kubernetes clusters", "clusters", len(opts.Clusters), "clusterLinks", opts.Home != nil,
 		"leaderElection", s.leaseConfig != nil)

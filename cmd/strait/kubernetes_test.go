@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -139,18 +138,7 @@ func TestControllerServesKubernetes(t *testing.T) {
 	t.Cleanup(func() { newKubeClients, kubeProbe = kubernetes.NewClients, nil })
 
 	xdsAddr, adminAddr := freePort(t), freePort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := newRootCommand()
-	cmd.SetArgs([]string{"controller", "--kubeconfig", "us=" + filepath.Join(dir, "us.kubeconfig"), "--xds", xdsAddr, "--admin", adminAddr})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller: %v", err)
-		}
-	}()
+	ctx := startCommand(t, "controller", "--kubeconfig", "us="+filepath.Join(dir, "us.kubeconfig"), "--xds", xdsAddr, "--admin", adminAddr)
 
 	waitFor(t, func() bool { return httpStatus("http://"+adminAddr+"/readyz") == http.StatusOK })
 	if cfg := httpBody(t, "http://"+adminAddr+"/debug/config"); !strings.Contains(cfg, "us/default/web") || !strings.Contains(cfg, "10.0.0.1") {

@@ -113,9 +113,6 @@ func (e *Elector) Name() string { return "leader-election" }
 // IsLeader says whether this replica is the leader now.
 func (e *Elector) IsLeader() bool { return e.leading.Load() }
 
-// Identity is this replica's name in the Lease.
-func (e *Elector) Identity() string { return e.opts.Identity }
-
 // OnLeading registers run to start each time this replica becomes the leader; its context
 // ends when the replica stops being the leader or the Elector stops. Register before Start.
 func (e *Elector) OnLeading(run func(ctx context.Context)) {

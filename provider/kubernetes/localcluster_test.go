@@ -3,7 +3,6 @@
 package kubernetes
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,60 +11,20 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	k8s "k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
 
 	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/e2e/localcluster"
+	"github.com/strait-gw/strait/provider/kubernetes/kubetest"
 	"github.com/strait-gw/strait/translator"
 )
-
-// memberUser is the user of config/rbac/member-clusterrole.yaml's ServiceAccount.
-const memberUser = "system:serviceaccount:strait-system:strait-member"
-
-// applyMemberRBAC creates the objects of config/rbac/member-clusterrole.yaml.
-func applyMemberRBAC(t *testing.T, cfg *rest.Config) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "member-clusterrole.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube := k8s.NewForConfigOrDie(cfg)
-	ctx := t.Context()
-	for _, doc := range bytes.Split(data, []byte("\n---\n")) {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch o := obj.(type) {
-		case *corev1.Namespace:
-			_, err = kube.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
-		case *corev1.ServiceAccount:
-			_, err = kube.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.ClusterRole:
-			_, err = kube.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.ClusterRoleBinding:
-			_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.Role:
-			_, err = kube.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.RoleBinding:
-			_, err = kube.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		default:
-			t.Fatalf("unexpected %T in the member RBAC", obj)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // TestLocalCluster watches two real clusters with the member ClusterRole's least privilege:
 // us given up front, eu by a ClusterLink in us. eu's API server is then stopped (eu goes
@@ -77,8 +36,8 @@ func TestLocalCluster(t *testing.T) {
 	ctx := t.Context()
 	memberConfig := map[string]*rest.Config{}
 	for _, c := range []*localcluster.Cluster{us, eu} {
-		applyMemberRBAC(t, c.Config)
-		cfg, err := c.ClientConfig(memberUser)
+		kubetest.ApplyMemberRBAC(t, c.Config)
+		cfg, err := c.ClientConfig(kubetest.MemberUser)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
 
 	"github.com/strait-gw/strait/e2e/localcluster"
+	"github.com/strait-gw/strait/provider/kubernetes/kubetest"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -21,19 +22,19 @@ import (
 // API server's defaulting), and that the mirror goes when the export does.
 func TestLocalClusters(t *testing.T) {
 	fleet := localcluster.StartForTest(t, localcluster.Options{Clusters: []string{"us", "eu"}})
-	clients := map[string]Clients{}
+	// clients are an admin's; the writer acts as the member ClusterRole's ServiceAccount,
+	// whose role must allow its writes.
+	clients, members := map[string]Clients{}, map[string]Clients{}
 	for _, c := range fleet.Clusters {
-		kube, err := kubernetes.NewForConfig(c.Config)
+		clients[c.Name] = Clients{Kube: kubernetes.NewForConfigOrDie(c.Config), MCS: mcsclient.NewForConfigOrDie(c.Config)}
+		kubetest.ApplyMemberRBAC(t, c.Config)
+		member, err := c.ClientConfig(kubetest.MemberUser)
 		if err != nil {
 			t.Fatal(err)
 		}
-		mcs, err := mcsclient.NewForConfig(c.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients[c.Name] = Clients{Kube: kube, MCS: mcs}
+		members[c.Name] = Clients{Kube: kubernetes.NewForConfigOrDie(member), MCS: mcsclient.NewForConfigOrDie(member)}
 	}
-	w, err := New(nil, Options{Clients: func(name string) (Clients, bool) { c, ok := clients[name]; return c, ok }})
+	w, err := New(nil, Options{Clients: func(name string) (Clients, bool) { c, ok := members[name]; return c, ok }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestLocalClusters(t *testing.T) {
 		w.update(readInput(t, clients))
 		w.Resync()
 		for w.queue.Len() > 0 {
-			w.processNext(ctx)
+			w.queue.ProcessNext(ctx)
 		}
 		if n := w.queue.NumRequeues("us") + w.queue.NumRequeues("eu"); n != 0 {
 			t.Fatalf("a reconcile failed (%d requeues); see the log", n)

@@ -112,11 +112,6 @@ func sliceOps(c kubernetes.Interface) kindOps[*discoveryv1.EndpointSlice] {
 }
 
 func importOps(c mcsclient.Interface) kindOps[*mcsv1alpha1.ServiceImport] {
-	imports := func(ns string) interface {
-		UpdateStatus(context.Context, *mcsv1alpha1.ServiceImport, metav1.UpdateOptions) (*mcsv1alpha1.ServiceImport, error)
-	} {
-		return c.MulticlusterV1alpha1().ServiceImports(ns)
-	}
 	return kindOps[*mcsv1alpha1.ServiceImport]{
 		kind: "ServiceImport",
 		list: func(ctx context.Context) ([]*mcsv1alpha1.ServiceImport, error) {
@@ -166,7 +161,7 @@ func importOps(c mcsclient.Interface) kindOps[*mcsv1alpha1.ServiceImport] {
 			if equality.Semantic.DeepEqual(out.Status, written.Status) {
 				return false, nil
 			}
-			_, err := imports(out.Namespace).UpdateStatus(ctx, out, updateOpt)
+			_, err := c.MulticlusterV1alpha1().ServiceImports(out.Namespace).UpdateStatus(ctx, out, updateOpt)
 			return true, err
 		},
 	}

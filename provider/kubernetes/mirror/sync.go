@@ -16,20 +16,8 @@ import (
 // ownedSelector selects the objects the mirror writer owns.
 var ownedSelector = translator.ManagedByLabel + "=" + translator.ManagedByValue
 
-// reconciler is one reconcile of one cluster.
-type reconciler struct {
-	w       *Writer
-	cluster string
-	clients Clients
-}
-
-// object is a Kubernetes object of the writer's kinds.
-type object interface {
-	metav1.Object
-}
-
 // kindOps are the operations and comparisons of one kind of mirror object.
-type kindOps[T object] struct {
+type kindOps[T metav1.Object] struct {
 	kind string
 	// list returns the objects labeled as Strait's, in every namespace.
 	list   func(ctx context.Context) ([]T, error)
@@ -49,7 +37,7 @@ type kindOps[T object] struct {
 
 // syncKind creates, updates and deletes the objects of one kind so that the cluster's objects
 // labeled as Strait's are exactly want.
-func syncKind[T object](ctx context.Context, r *reconciler, ops kindOps[T], want []T) error {
+func syncKind[T metav1.Object](ctx context.Context, m *metrics, ops kindOps[T], want []T) error {
 	live, err := ops.list(ctx)
 	if err != nil {
 		return &listError{kind: ops.kind, err: err}
@@ -67,7 +55,7 @@ func syncKind[T object](ctx context.Context, r *reconciler, ops kindOps[T], want
 		l, exists := byName[key]
 		delete(byName, key)
 		action, err := apply(ctx, ops, l, exists, wo)
-		r.count(ops.kind, action, err)
+		m.count(ops.kind, action, err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %w", ops.kind, key, err))
 		}
@@ -81,7 +69,7 @@ func syncKind[T object](ctx context.Context, r *reconciler, ops kindOps[T], want
 			// Gone already, or replaced by a new object the next reconcile judges.
 			err = nil
 		}
-		r.count(ops.kind, actionDeleted, err)
+		m.count(ops.kind, actionDeleted, err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("deleting %s %s: %w", ops.kind, key, err))
 		}
@@ -90,7 +78,7 @@ func syncKind[T object](ctx context.Context, r *reconciler, ops kindOps[T], want
 }
 
 // apply makes one wanted object exist as wanted, given the live one if it exists.
-func apply[T object](ctx context.Context, ops kindOps[T], live T, exists bool, want T) (string, error) {
+func apply[T metav1.Object](ctx context.Context, ops kindOps[T], live T, exists bool, want T) (string, error) {
 	action := actionUnchanged
 	written := live
 	var err error
@@ -129,11 +117,12 @@ func apply[T object](ctx context.Context, ops kindOps[T], live T, exists bool, w
 	return action, nil
 }
 
-func (r *reconciler) count(kind, action string, err error) {
+// count counts one object's action, or an error.
+func (m *metrics) count(kind, action string, err error) {
 	if err != nil {
 		action = actionError
 	}
-	r.w.metrics.writes.WithLabelValues(kind, action).Inc()
+	m.writes.WithLabelValues(kind, action).Inc()
 }
 
 // listError is a failed list of a kind's objects.

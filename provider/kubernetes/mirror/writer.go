@@ -13,15 +13,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/workqueue"
 	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
 
+	"github.com/strait-gw/strait/provider/kubernetes/internal/keyqueue"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -42,24 +44,22 @@ type Options struct {
 	// IsLeader reports whether this controller may write; nil means always. Call Resync when
 	// leadership is gained.
 	IsLeader func() bool
-	// ResyncPeriod is how often every cluster is reconciled even if nothing it wants changed,
-	// to repair objects changed or deleted behind Strait's back; 0 means 5 minutes.
-	ResyncPeriod time.Duration
-	// MaxRetries is how many times a failing reconcile of a cluster is retried, with
-	// exponential backoff, before it waits for the next change or resync; 0 means 10.
-	MaxRetries int
 	// Registerer registers the writer's metrics; nil for none.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
 
+// resyncPeriod is how often every cluster is reconciled even if nothing it wants changed, to
+// repair objects changed or deleted behind Strait's back.
+const resyncPeriod = 5 * time.Minute
+
 // Writer applies the mirror objects of each Input to the member clusters.
 type Writer struct {
 	inputs  <-chan *translator.Input
 	opts    Options
 	log     *slog.Logger
-	queue   workqueue.TypedRateLimitingInterface[string]
+	queue   *keyqueue.Queue[string]
 	metrics *metrics
 
 	mu sync.Mutex
@@ -75,12 +75,6 @@ type Writer struct {
 
 // New returns a Writer reading inputs; Start runs it.
 func New(inputs <-chan *translator.Input, opts Options) (*Writer, error) {
-	if opts.ResyncPeriod <= 0 {
-		opts.ResyncPeriod = 5 * time.Minute
-	}
-	if opts.MaxRetries <= 0 {
-		opts.MaxRetries = 10
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -89,17 +83,17 @@ func New(inputs <-chan *translator.Input, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mirror writer metrics: %w", err)
 	}
-	return &Writer{
-		inputs: inputs,
-		opts:   opts,
-		log:    log.With("component", "mirror-writer"),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "mirror"}),
+	w := &Writer{
+		inputs:         inputs,
+		opts:           opts,
+		log:            log.With("component", "mirror-writer"),
 		metrics:        m,
 		wanted:         map[string]*translator.ClusterMirrors{},
 		notes:          map[translator.MirrorNote]bool{},
 		importsMissing: map[string]bool{},
-	}, nil
+	}
+	w.queue = keyqueue.New("reconciling mirrors", "cluster", w.log, w.reconcile)
+	return w, nil
 }
 
 // Name names the runner in logs.
@@ -108,18 +102,16 @@ func (w *Writer) Name() string { return "mirror-writer" }
 // Start reads inputs and reconciles the clusters until ctx is done or inputs is closed.
 func (w *Writer) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
 	// One worker: the queue holds one item per cluster, and reconciling clusters one after
 	// the other keeps the load on the API servers low; a slow cluster only delays the others.
-	wg.Go(func() {
-		for w.processNext(ctx) {
-		}
-	})
-	ticker := time.NewTicker(w.opts.ResyncPeriod)
-	defer ticker.Stop()
+	wg.Go(func() { w.queue.Run(ctx, 1) })
+	// Deferred in this order so that cancel runs first: the worker stops when the inputs
+	// end too.
 	defer wg.Wait()
-	defer w.queue.ShutDown()
+	defer cancel()
+	ticker := time.NewTicker(resyncPeriod)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -167,35 +159,11 @@ func (w *Writer) update(in *translator.Input) {
 // Resync queues every member cluster, e.g. when this controller becomes the leader.
 func (w *Writer) Resync() {
 	w.mu.Lock()
-	clusters := make([]string, 0, len(w.wanted))
-	for c := range w.wanted {
-		clusters = append(clusters, c)
-	}
+	clusters := slices.Collect(maps.Keys(w.wanted))
 	w.mu.Unlock()
 	for _, c := range clusters {
 		w.queue.Add(c)
 	}
-}
-
-func (w *Writer) processNext(ctx context.Context) bool {
-	cluster, shutdown := w.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer w.queue.Done(cluster)
-	err := w.reconcile(ctx, cluster)
-	switch {
-	case err == nil:
-		w.queue.Forget(cluster)
-	case ctx.Err() != nil:
-	case w.queue.NumRequeues(cluster) < w.opts.MaxRetries:
-		w.log.Warn("reconciling mirrors; will retry", "cluster", cluster, "error", err)
-		w.queue.AddRateLimited(cluster)
-	default:
-		w.log.Error("reconciling mirrors; giving up until the next change or resync", "cluster", cluster, "error", err)
-		w.queue.Forget(cluster)
-	}
-	return true
 }
 
 // reconcile brings Strait's objects in one cluster in line with what it wants.
@@ -213,12 +181,11 @@ func (w *Writer) reconcile(ctx context.Context, cluster string) error {
 	if !ok {
 		return nil
 	}
-	r := &reconciler{w: w, cluster: cluster, clients: c}
 	errs := []error{
-		syncKind(ctx, r, serviceOps(c.Kube), want.Services),
-		syncKind(ctx, r, sliceOps(c.Kube), want.EndpointSlices),
+		syncKind(ctx, w.metrics, serviceOps(c.Kube), want.Services),
+		syncKind(ctx, w.metrics, sliceOps(c.Kube), want.EndpointSlices),
 	}
-	if err := syncKind(ctx, r, importOps(c.MCS), want.ServiceImports); err != nil {
+	if err := syncKind(ctx, w.metrics, importOps(c.MCS), want.ServiceImports); err != nil {
 		if !isMissingKind(err) {
 			errs = append(errs, err)
 		} else if w.noteImportsMissing(cluster) {
@@ -264,5 +231,5 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	return m, errors.Join(reg.Register(m.writes))
+	return m, reg.Register(m.writes)
 }

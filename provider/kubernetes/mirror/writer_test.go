@@ -82,7 +82,7 @@ func testWriter(t *testing.T, isLeader func() bool, clusters map[string]*fakeClu
 func drain(t *testing.T, w *Writer) {
 	t.Helper()
 	for w.queue.Len() > 0 {
-		w.processNext(t.Context())
+		w.queue.ProcessNext(t.Context())
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/e2e/localcluster"
+	"github.com/strait-gw/strait/provider/kubernetes/kubetest"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -83,7 +84,14 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	w, err := New(Options{Clients: func(string) (Client, bool) { return Client{Gateway: gw, Dynamic: dyn}, true }})
+	// The writer acts as the member ClusterRole's ServiceAccount: the role must allow its writes.
+	kubetest.ApplyMemberRBAC(t, cfg)
+	member, err := fleet.Cluster("us").ClientConfig(kubetest.MemberUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := Client{Gateway: gwclient.NewForConfigOrDie(member), Dynamic: dynamic.NewForConfigOrDie(member)}
+	w, err := New(Options{Clients: func(string) (Client, bool) { return client, true }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +101,7 @@ func TestLocalCluster(t *testing.T) {
 		w.Update(translator.Translate(readInput(t, kube, gw, dyn)).Statuses)
 		w.Resync()
 		for w.queue.Len() > 0 {
-			w.processNext(ctx)
+			w.queue.ProcessNext(ctx)
 		}
 	}
 	count := func(result string) float64 {

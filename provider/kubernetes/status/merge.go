@@ -10,8 +10,8 @@ import (
 	"github.com/strait-gw/strait/translator"
 )
 
-// maxEntries is the most parents of a route, or ancestors of a policy, Gateway API allows.
-const maxEntries = 32
+// maxRouteParents is the most parents of a route Gateway API allows.
+const maxRouteParents = 32
 
 // maxPolicyAncestors is the most ancestors of a policy Gateway API allows.
 const maxPolicyAncestors = 16
@@ -79,7 +79,7 @@ func mergeRoute(live, want *gwapiv1.RouteStatus, generation int64, now metav1.Ti
 	if want != nil {
 		w = want.DeepCopy().Parents
 	}
-	parents := mergeEntries(live.Parents, w, maxEntries, generation, now,
+	parents := mergeEntries(live.Parents, w, maxRouteParents, generation, now,
 		func(p *gwapiv1.RouteParentStatus) (gwapiv1.GatewayController, *gwapiv1.ParentReference, *[]metav1.Condition) {
 			return p.ControllerName, &p.ParentRef, &p.Conditions
 		})

@@ -10,9 +10,10 @@ package status
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,9 +23,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/client-go/util/workqueue"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"github.com/strait-gw/strait/provider/kubernetes/internal/keyqueue"
 	"github.com/strait-gw/strait/translator"
 )
 
@@ -53,23 +54,27 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Workers is the number of concurrent writes; 0 means 4.
-	Workers int
-	// MaxRetries is how many times a failing write is retried, with exponential backoff,
-	// before it waits for the next change of its status; 0 means 10.
-	MaxRetries int
 }
+
+// workers is the number of concurrent writes.
+const workers = 4
 
 // Key names one object whose status Strait writes.
 type Key struct {
 	Cluster, Kind, Namespace, Name string
 }
 
+// LogValue logs a Key as its fields.
+func (k Key) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("cluster", k.Cluster), slog.String("kind", k.Kind),
+		slog.String("namespace", k.Namespace), slog.String("name", k.Name))
+}
+
 // Writer writes translated statuses to the member clusters. It is safe for concurrent use.
 type Writer struct {
 	opts    Options
 	log     *slog.Logger
-	queue   workqueue.TypedRateLimitingInterface[Key]
+	queue   *keyqueue.Queue[Key]
 	metrics *metrics
 
 	mu sync.Mutex
@@ -81,12 +86,6 @@ type Writer struct {
 
 // New returns a Writer; Start runs it.
 func New(opts Options) (*Writer, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = 4
-	}
-	if opts.MaxRetries <= 0 {
-		opts.MaxRetries = 10
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -95,13 +94,14 @@ func New(opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status writer metrics: %w", err)
 	}
-	return &Writer{
+	w := &Writer{
 		opts:    opts,
 		log:     log.With("component", "status-writer"),
-		queue:   workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[Key](), workqueue.TypedRateLimitingQueueConfig[Key]{Name: "status"}),
 		metrics: m,
 		wanted:  map[Key]any{},
-	}, nil
+	}
+	w.queue = keyqueue.New("writing status", "object", w.log, w.write)
+	return w, nil
 }
 
 // Name names the runner in logs.
@@ -144,10 +144,7 @@ func (w *Writer) Update(statuses []translator.Status) {
 // Resync queues every known object again, e.g. when this controller becomes the leader.
 func (w *Writer) Resync() {
 	w.mu.Lock()
-	keys := make([]Key, 0, len(w.wanted))
-	for k := range w.wanted {
-		keys = append(keys, k)
-	}
+	keys := slices.Collect(maps.Keys(w.wanted))
 	w.mu.Unlock()
 	for _, k := range keys {
 		w.queue.Add(k)
@@ -156,43 +153,8 @@ func (w *Writer) Resync() {
 
 // Start writes until ctx is done.
 func (w *Writer) Start(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		w.queue.ShutDown()
-	}()
-	var wg sync.WaitGroup
-	for range w.opts.Workers {
-		wg.Go(func() {
-			for w.processNext(ctx) {
-			}
-		})
-	}
-	wg.Wait()
+	w.queue.Run(ctx, workers)
 	return nil
-}
-
-func (w *Writer) processNext(ctx context.Context) bool {
-	key, shutdown := w.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer w.queue.Done(key)
-	err := w.write(ctx, key)
-	switch {
-	case err == nil:
-		w.queue.Forget(key)
-	case ctx.Err() != nil:
-		// Shutting down: the error is the cancellation's.
-	case w.queue.NumRequeues(key) < w.opts.MaxRetries:
-		w.log.Warn("writing status; will retry", "cluster", key.Cluster, "kind", key.Kind,
-			"namespace", key.Namespace, "name", key.Name, "error", err)
-		w.queue.AddRateLimited(key)
-	default:
-		w.log.Error("writing status; giving up until it changes", "cluster", key.Cluster, "kind", key.Kind,
-			"namespace", key.Namespace, "name", key.Name, "error", err)
-		w.queue.Forget(key)
-	}
-	return true
 }
 
 // write brings the status of one object in line with the newest wanted status.
@@ -282,5 +244,5 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	return m, errors.Join(reg.Register(m.writes))
+	return m, reg.Register(m.writes)
 }

@@ -70,7 +70,7 @@ func gatewayResource(resource string) schema.GroupVersionResource {
 func drain(t *testing.T, w *Writer) {
 	t.Helper()
 	for w.queue.Len() > 0 {
-		w.processNext(t.Context())
+		w.queue.ProcessNext(t.Context())
 	}
 }
 
