@@ -70,7 +70,8 @@ type Proxy struct {
 	xds         *xdsclient.Client
 
 	state atomic.Pointer[state]
-	// ready is closed once the first configuration is in force.
+	// ready is closed once the first configuration is in force and its endpoints have their
+	// first health check verdicts.
 	ready     chan struct{}
 	readyOnce sync.Once
 
@@ -127,7 +128,8 @@ func (e addressError) GRPCStatus() *status.Status {
 // Name names the runner in logs.
 func (p *Proxy) Name() string { return "proxy " + p.opts.Node }
 
-// Ready is closed once the first configuration is in force.
+// Ready is closed once the first configuration is in force and the endpoints of its
+// health-checked clusters have their first verdicts (see warmUp).
 func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 
 // Start runs the xDS client and serves until ctx ends, then drains: it stops accepting, lets
@@ -226,9 +228,22 @@ func (p *Proxy) Apply(res *xds.Resources) error {
 			go p.drain(bl)
 		}
 	}
-	p.readyOnce.Do(func() { close(p.ready) })
+	p.readyOnce.Do(func() { go p.warmUp() })
 	p.metrics.configUpdates.Inc()
 	return nil
+}
+
+// warmUpPoll is how often warmUp looks at the first health check round.
+const warmUpPoll = 20 * time.Millisecond
+
+// warmUp closes ready once the endpoints of the first configuration have their first
+// health check verdicts (at once without health checks). Each check is bounded by its
+// timeout, so this ends.
+func (p *Proxy) warmUp() {
+	for p.upstreams.Warming() > 0 {
+		time.Sleep(warmUpPoll)
+	}
+	close(p.ready)
 }
 
 // drain shuts down a listener that a new configuration removed or moved, letting its

@@ -216,6 +216,19 @@ func (c *Cluster) rebuildLocked() {
 	c.snap.Store(buildSnapshot(c.spec, eps))
 }
 
+// warming returns how many endpoints wait for their first health check.
+func (c *Cluster) warming() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, ep := range c.order {
+		if ep.checkPending.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // settledEndpoints returns the endpoints that are not waiting for their first health check.
 func settledEndpoints(eps []*Endpoint) []*Endpoint {
 	out := make([]*Endpoint, 0, len(eps))

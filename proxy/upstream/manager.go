@@ -191,6 +191,23 @@ func (m *Manager) Cluster(name string) *Cluster {
 	return (*m.clusters.Load())[name]
 }
 
+// Warming returns how many endpoints of the current clusters wait for their first active
+// health check verdict: a proxy is not ready to take traffic before they all have one, as
+// Envoy's clusters warm up with their first health check round. It is 0 once the Manager is
+// closed, as no verdict will come then.
+func (m *Manager) Warming() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0
+	}
+	n := 0
+	for _, c := range m.wanted {
+		n += c.warming()
+	}
+	return n
+}
+
 // Stats returns every cluster's statistics, sorted by name.
 func (m *Manager) Stats() []ClusterStats {
 	clusters := *m.clusters.Load()
