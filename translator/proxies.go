@@ -14,20 +14,20 @@ import (
 // plane that serves them.
 type ProxyReport struct {
 	// Proxies is the number of proxies connected as the Gateway's node.
-	Proxies int
+	Proxies int `json:"proxies"`
 	// Current is how many of them accepted the Gateway's current listeners.
-	Current int
+	Current int `json:"current"`
 	// Addresses are the addresses the proxies advertise, sorted, without duplicates.
-	Addresses []string
+	Addresses []string `json:"addresses,omitempty"`
 	// Rejection is a proxy's rejection of the current listeners, nil if none rejected them.
-	Rejection *Rejection
+	Rejection *Rejection `json:"rejection,omitempty"`
 }
 
 // Rejection is a proxy's NACK of a Gateway's listeners.
 type Rejection struct {
 	// AddressNotUsable says the proxy could not bind an address of the Gateway.
-	AddressNotUsable bool
-	Message          string
+	AddressNotUsable bool   `json:"addressNotUsable,omitempty"`
+	Message          string `json:"message"`
 }
 
 // WithProxyReports returns statuses with each Gateway's Programmed condition following what

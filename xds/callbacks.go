@@ -221,6 +221,21 @@ func (c *callbacks) connected(node string) bool {
 	return c.nodes[node] > 0
 }
 
+// proxyNodes returns the node ids that proxies (not proxyless clients) are connected as.
+func (c *callbacks) proxyNodes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := make(map[string]bool)
+	var nodes []string
+	for _, s := range c.streams {
+		if !s.proxyless && !seen[s.node] {
+			seen[s.node] = true
+			nodes = append(nodes, s.node)
+		}
+	}
+	return nodes
+}
+
 // report summarizes the proxies (not proxyless clients) of node against the listeners
 // version currently published for it.
 func (c *callbacks) report(node, listeners string) translator.ProxyReport {

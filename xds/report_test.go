@@ -80,6 +80,9 @@ func TestServerProxyReport(t *testing.T) {
 	if r.Proxies != 2 || !slices.Equal(r.Addresses, []string{"192.0.2.10", "192.0.2.11"}) {
 		t.Errorf("report = %+v, want 2 proxies (the proxyless client not counted) advertising [192.0.2.10 192.0.2.11]", r)
 	}
+	if all := srv.ProxyReports(); len(all) != 1 || all[p.Node].Proxies != 2 {
+		t.Errorf("ProxyReports() = %+v, want node %s alone, with 2 proxies", all, p.Node)
+	}
 
 	// New listeners: nobody runs them until they accept them; a rejection is reported.
 	moved := loadProxy(t, "testdata/http-basic.ir.yaml")

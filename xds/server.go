@@ -388,6 +388,15 @@ func (s *Server) ProxyReport(node string) translator.ProxyReport {
 	return s.callbacks.report(node, listeners)
 }
 
+// ProxyReports returns the report of every node with a proxy connected.
+func (s *Server) ProxyReports() map[string]translator.ProxyReport {
+	out := make(map[string]translator.ProxyReport)
+	for _, node := range s.callbacks.proxyNodes() {
+		out[node] = s.ProxyReport(node)
+	}
+	return out
+}
+
 // ProxyChanges receives a value after what some node's proxies report changes: a proxy
 // connects or disconnects, or accepts or rejects listeners. Changes coalesce: one value may
 // stand for many; read ProxyReport after each.

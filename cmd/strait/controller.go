@@ -119,20 +119,27 @@ func (cp *controlPlane) publish(out *translator.Output, endpointsOnly bool) {
 	}
 }
 
+// proxyReporter tells what the proxies of each node report: the xDS server of this replica,
+// or kubernetes.SharedReports over every replica.
+type proxyReporter interface {
+	ProxyReport(node string) translator.ProxyReport
+	ProxyChanges() <-chan struct{}
+}
+
 // reportStatuses hands report the statuses of the last full publish, with each Gateway's
 // Programmed condition and addresses following what its proxies report
 // (translator.WithProxyReports), after every full publish and every change in those reports,
 // until ctx ends.
-func (cp *controlPlane) reportStatuses(ctx context.Context, report func([]translator.Status)) error {
+func (cp *controlPlane) reportStatuses(ctx context.Context, reports proxyReporter, report func([]translator.Status)) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-cp.published:
-		case <-cp.xds.ProxyChanges():
+		case <-reports.ProxyChanges():
 		}
 		if out := cp.last.Load(); out != nil {
-			report(translator.WithProxyReports(out.Statuses, cp.xds.ProxyReport))
+			report(translator.WithProxyReports(out.Statuses, reports.ProxyReport))
 		}
 	}
 }
@@ -176,7 +183,7 @@ func newRegistry() *prometheus.Registry {
 
 func runControlPlane(ctx context.Context, cfg *file.Config, xdsAddr, adminAddr string, xdsOpts ...xds.Option) error {
 	reg := newRegistry()
-	return serveControlPlane(ctx, reg, file.New(cfg, file.Options{}), xdsAddr, adminAddr, xdsOpts, nil)
+	return serveControlPlane(ctx, reg, file.New(cfg, file.Options{}), xds.NewServer(xdsAddr, reg, xdsOpts...), adminAddr, nil, nil)
 }
 
 // inputProvider is a provider: a runner that publishes translator inputs.
@@ -185,13 +192,18 @@ type inputProvider interface {
 	Subscribe() <-chan *translator.Input
 }
 
-// serveControlPlane runs provider -> translator -> xDS server, the admin server and the
-// other stages given; with reportStatuses, also cp.reportStatuses.
-func serveControlPlane(ctx context.Context, reg *prometheus.Registry, provider inputProvider, xdsAddr, adminAddr string,
-	xdsOpts []xds.Option, reportStatuses func([]translator.Status), stages ...runnable) error {
-	cp := newControlPlane(xds.NewServer(xdsAddr, reg, xdsOpts...))
-	if reportStatuses != nil {
-		stages = append(stages, stage{"status reports", func(ctx context.Context) error { return cp.reportStatuses(ctx, reportStatuses) }})
+// serveControlPlane runs provider -> translator -> xDS server srv, the admin server and the
+// other stages given; with writeStatuses, also cp.reportStatuses with reports (nil: srv's).
+func serveControlPlane(ctx context.Context, reg *prometheus.Registry, provider inputProvider, srv *xds.Server, adminAddr string,
+	writeStatuses func([]translator.Status), reports proxyReporter, stages ...runnable) error {
+	cp := newControlPlane(srv)
+	if writeStatuses != nil {
+		if reports == nil {
+			reports = srv
+		}
+		stages = append(stages, stage{"status reports", func(ctx context.Context) error {
+			return cp.reportStatuses(ctx, reports, writeStatuses)
+		}})
 	}
 	admin := newAdminServer(adminAddr, reg,
 		func() bool { return cp.last.Load() != nil },

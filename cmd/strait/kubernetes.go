@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
+	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -166,7 +167,7 @@ var (
 // skipped each time this replica becomes leader.
 func runKubeControlPlane(ctx context.Context, s *kubeSetup, xdsAddr, adminAddr string, xdsOpts ...xds.Option) error {
 	reg := newRegistry()
-	elector, err := newElector(s, reg)
+	elector, leaseKube, err := newElector(s, reg)
 	if err != nil {
 		return err
 	}
@@ -218,18 +219,30 @@ func runKubeControlPlane(ctx context.Context, s *kubeSetup, xdsAddr, adminAddr s
 		statuses.Resync()
 		mirrors.Resync()
 	})
-	return serveControlPlane(ctx, reg, provider, xdsAddr, adminAddr, xdsOpts, statuses.Update, elector, statuses, mirrors)
+	srv := xds.NewServer(xdsAddr, reg, xdsOpts...)
+	stages := []runnable{elector, statuses, mirrors}
+	var reports proxyReporter // the xDS server's, alone
+	if leaseKube != nil {
+		// Proxies connect to any replica; the leader writes the statuses from every one's.
+		shared := kubernetes.NewSharedReports(leaseKube, srv, kubernetes.SharedReportsOptions{
+			Namespace: s.leaseNamespace, Identity: elector.Identity()})
+		reports = shared
+		stages = append(stages, shared)
+	}
+	return serveControlPlane(ctx, reg, provider, srv, adminAddr, statuses.Update, reports, stages...)
 }
 
 // newElector competes for the Lease when leader election is on, and leads alone otherwise.
-func newElector(s *kubeSetup, reg prometheus.Registerer) (*kubernetes.Elector, error) {
+// It returns the client of the Lease's cluster, nil without election.
+func newElector(s *kubeSetup, reg prometheus.Registerer) (*kubernetes.Elector, k8s.Interface, error) {
 	opts := kubernetes.ElectionOptions{Namespace: s.leaseNamespace, Registerer: reg}
 	if s.leaseConfig == nil {
-		return kubernetes.NewSoleLeader(opts), nil
+		return kubernetes.NewSoleLeader(opts), nil, nil
 	}
 	clients, err := newKubeClients(s.leaseConfig)
 	if err != nil {
-		return nil, fmt.Errorf("leader election: %w", err)
+		return nil, nil, fmt.Errorf("leader election: %w", err)
 	}
-	return kubernetes.NewElector(clients.Kube, opts)
+	elector, err := kubernetes.NewElector(clients.Kube, opts)
+	return elector, clients.Kube, err
 }

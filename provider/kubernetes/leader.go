@@ -88,6 +88,9 @@ func NewElector(client kubernetes.Interface, opts ElectionOptions) (*Elector, er
 	return e, nil
 }
 
+// Identity names this replica in the Lease.
+func (e *Elector) Identity() string { return e.opts.Identity }
+
 // NewSoleLeader returns an Elector for a controller that runs without leader election: it
 // is the leader from Start on.
 func NewSoleLeader(opts ElectionOptions) *Elector { return newElector(opts) }

@@ -3,6 +3,7 @@
 package kubernetes
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -47,6 +48,7 @@ func TestLocalCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	checkSharedReports(t, memberConfig["us"])
 	export := &mcsv1alpha1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "eu-svc"}}
 	if _, err := mcsclient.NewForConfigOrDie(eu.Config).MulticlusterV1alpha1().ServiceExports("default").Create(ctx, export, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -134,4 +136,40 @@ func newService(name string) *corev1.Service {
 	s := service("default", name)
 	s.ResourceVersion = ""
 	return s
+}
+
+// checkSharedReports runs two replicas' SharedReports with the member role's credentials
+// (its Role for the Leases in strait-system): each counts the other's proxy, and a replica
+// that stops deletes its Lease.
+func checkSharedReports(t *testing.T, cfg *rest.Config) {
+	t.Helper()
+	kube := k8s.NewForConfigOrDie(cfg)
+	const node = "us/default/web"
+	var stops []func()
+	replicas := map[string]*SharedReports{}
+	for _, id := range []string{"a", "b"} {
+		local := newFakeLocal()
+		local.set(node, translator.ProxyReport{Proxies: 1, Current: 1})
+		s := NewSharedReports(kube, local, SharedReportsOptions{Namespace: homeNamespace, Identity: id, Period: 200 * time.Millisecond})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- s.Start(ctx) }()
+		stops = append(stops, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("shared reports %s: %v", id, err)
+			}
+		})
+		replicas[id] = s
+	}
+	for id, s := range replicas {
+		eventually(t, id+" to count both replicas' proxies", func() bool { return s.ProxyReport(node).Proxies == 2 })
+	}
+	for _, stop := range stops {
+		stop()
+	}
+	leases, err := kube.CoordinationV1().Leases(homeNamespace).List(t.Context(), metav1.ListOptions{LabelSelector: proxyReportsLabel + "=true"})
+	if err != nil || len(leases.Items) != 0 {
+		t.Errorf("proxy report Leases after both replicas stopped: %d (error %v), want none", len(leases.Items), err)
+	}
 }
