@@ -236,7 +236,7 @@ func (idx *index) exportSources(key types.NamespacedName) (sources []exportSourc
 }
 
 // oldestExport returns the source whose export is the oldest, the cluster name breaking
-// ties: the multi-cluster services API resolves conflicts between exporters in its favour.
+// ties: the multi-cluster services API resolves conflicts between exporters in its favor.
 func oldestExport(sources []exportSource) exportSource {
 	return slices.MinFunc(sources, func(a, b exportSource) int {
 		return cmp.Or(a.since.Compare(b.since.Time), cmp.Compare(a.cluster.info.Name, b.cluster.info.Name))
