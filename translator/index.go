@@ -30,6 +30,7 @@ type clusterIndex struct {
 	secrets        map[types.NamespacedName]*corev1.Secret
 	configMaps     map[types.NamespacedName]*corev1.ConfigMap
 	serviceImports map[types.NamespacedName]*mcsv1alpha1.ServiceImport
+	serviceExports map[types.NamespacedName]*mcsv1alpha1.ServiceExport
 	// slices maps a Service to its EndpointSlices (label kubernetes.io/service-name).
 	slices map[types.NamespacedName][]*discoveryv1.EndpointSlice
 	// exported holds the Services exported by a ServiceExport or the export label.
@@ -52,6 +53,7 @@ func newIndex(in *Input) *index {
 			secrets:        make(map[types.NamespacedName]*corev1.Secret, len(res.Secrets)),
 			configMaps:     make(map[types.NamespacedName]*corev1.ConfigMap, len(res.ConfigMaps)),
 			serviceImports: make(map[types.NamespacedName]*mcsv1alpha1.ServiceImport, len(res.ServiceImports)),
+			serviceExports: make(map[types.NamespacedName]*mcsv1alpha1.ServiceExport, len(res.ServiceExports)),
 			slices:         make(map[types.NamespacedName][]*discoveryv1.EndpointSlice),
 			exported:       map[types.NamespacedName]bool{},
 			grants:         map[string][]*gwapiv1.ReferenceGrant{},
@@ -84,7 +86,9 @@ func newIndex(in *Input) *index {
 			ci.slices[key] = append(ci.slices[key], es)
 		}
 		for _, se := range res.ServiceExports {
-			ci.exported[nsName(se.Namespace, se.Name)] = true
+			key := nsName(se.Namespace, se.Name)
+			ci.serviceExports[key] = se
+			ci.exported[key] = true
 		}
 		for _, g := range res.ReferenceGrants {
 			ci.grants[g.Namespace] = append(ci.grants[g.Namespace], g)

@@ -131,9 +131,9 @@ func (idx *index) shortenedMirrorSource(ci *clusterIndex, svc *corev1.Service) (
 //     they are not, the mirror has no endpoints, carries UnreachableAnnotation, and a note
 //     says so: reaching C needs the east-west tunnel.
 //   - in every cluster that has namespace N (the exporters included), a ServiceImport S whose
-//     ports are the union of the exporters' ports, whose type is Headless when the oldest
-//     exporter's Service is headless and ClusterSetIP otherwise, and whose status lists the
-//     exporting clusters and whether they are all reachable.
+//     ports are the union of the exporters' ports, whose type is Headless when the Service
+//     of the oldest export (see oldestExport) is headless and ClusterSetIP otherwise, and
+//     whose status lists the exporting clusters and whether they are all reachable.
 //
 // An object of that name that Strait did not make (no ManagedByLabel) is left alone: nothing
 // is made in its place, and a note says so. Like Translate, ComputeMirrors mutates nothing.
@@ -186,6 +186,9 @@ type mirrorComputation struct {
 type exportSource struct {
 	cluster *clusterIndex
 	svc     *corev1.Service
+	// since is when the export began: its ServiceExport's creation or, for a Service exported
+	// by the ExportLabel, the Service's. The oldest export wins conflicts.
+	since metav1.Time
 }
 
 // exportedNames returns every exported namespace/name, sorted.
@@ -200,23 +203,44 @@ func (m *mirrorComputation) exportedNames() []types.NamespacedName {
 	return keys
 }
 
-// sources returns the clusters' exported Services of key, in cluster name order, leaving out
-// Strait's own mirrors and ExternalName Services (with a note: they have no endpoints).
+// sources returns exportSources(key), with a note for each ExternalName Service left out.
 func (m *mirrorComputation) sources(key types.NamespacedName) []exportSource {
-	var out []exportSource
-	for _, name := range m.idx.exporters[key] {
-		ci := m.idx.clusters[name]
-		svc := ci.services[key]
-		if isStraitManaged(&svc.ObjectMeta) {
-			continue
-		}
-		if svc.Spec.Type == corev1.ServiceTypeExternalName {
-			m.note(name, key.Namespace, key.Name, ReasonNotMirrorable, "an ExternalName Service has no endpoints to mirror or import")
-			continue
-		}
-		out = append(out, exportSource{cluster: ci, svc: svc})
+	sources, externalName := m.idx.exportSources(key)
+	for _, name := range externalName {
+		m.note(name, key.Namespace, key.Name, ReasonNotMirrorable, "an ExternalName Service has no endpoints to mirror or import")
 	}
-	return out
+	return sources
+}
+
+// exportSources returns the clusters' exported Services of key, in cluster name order,
+// leaving out Strait's own mirrors and ExternalName Services, and the clusters whose
+// exported Service is an ExternalName one (it has no endpoints).
+func (idx *index) exportSources(key types.NamespacedName) (sources []exportSource, externalName []string) {
+	for _, name := range idx.exporters[key] {
+		ci := idx.clusters[name]
+		svc := ci.services[key]
+		switch {
+		case isStraitManaged(&svc.ObjectMeta):
+			continue
+		case svc.Spec.Type == corev1.ServiceTypeExternalName:
+			externalName = append(externalName, name)
+			continue
+		}
+		since := svc.CreationTimestamp
+		if se := ci.serviceExports[key]; se != nil {
+			since = se.CreationTimestamp
+		}
+		sources = append(sources, exportSource{cluster: ci, svc: svc, since: since})
+	}
+	return sources, externalName
+}
+
+// oldestExport returns the source whose export is the oldest, the cluster name breaking
+// ties: the multi-cluster services API resolves conflicts between exporters in its favor.
+func oldestExport(sources []exportSource) exportSource {
+	return slices.MinFunc(sources, func(a, b exportSource) int {
+		return cmp.Or(a.since.Compare(b.since.Time), cmp.Compare(a.cluster.info.Name, b.cluster.info.Name))
+	})
 }
 
 func (m *mirrorComputation) note(cluster, namespace, name, reason, msg string) {
@@ -346,9 +370,7 @@ func (m *mirrorComputation) serviceImport(dst *clusterIndex, key types.Namespace
 			"a ServiceImport not made by Strait exists (another multi-cluster services controller's?); Strait leaves it alone")
 		return
 	}
-	oldest := slices.MinFunc(sources, func(a, b exportSource) int {
-		return cmp.Or(compareAge(a.svc, b.svc), cmp.Compare(a.cluster.info.Name, b.cluster.info.Name))
-	})
+	oldest := oldestExport(sources)
 	si := &mcsv1alpha1.ServiceImport{
 		TypeMeta: metav1.TypeMeta{APIVersion: mcsv1alpha1.GroupVersion.String(), Kind: "ServiceImport"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -356,10 +378,7 @@ func (m *mirrorComputation) serviceImport(dst *clusterIndex, key types.Namespace
 			Namespace: key.Namespace,
 			Labels:    map[string]string{ManagedByLabel: ManagedByValue},
 		},
-		Spec: mcsv1alpha1.ServiceImportSpec{Type: mcsv1alpha1.ClusterSetIP, Ports: importPorts(oldest, sources)},
-	}
-	if oldest.svc.Spec.ClusterIP == corev1.ClusterIPNone {
-		si.Spec.Type = mcsv1alpha1.Headless
+		Spec: mcsv1alpha1.ServiceImportSpec{Type: importType(oldest.svc), Ports: importPorts(oldest, sources)},
 	}
 	var unreachable []string
 	for _, s := range sources {
@@ -381,23 +400,25 @@ func (m *mirrorComputation) serviceImport(dst *clusterIndex, key types.Namespace
 	cm.ServiceImports = append(cm.ServiceImports, si)
 }
 
-// importPorts returns the union of the sources' Service ports, by number and protocol, sorted;
-// where exporters describe one port differently, the oldest exporter's description wins, as the
-// multi-cluster services API resolves conflicts.
+// importPorts returns the union of the sources' Service ports, by number and protocol, sorted.
+// Where exporters describe one port differently, or give one name to different ports, the
+// oldest export's port wins, as the multi-cluster services API resolves conflicts: port names
+// stay unique, as in a Service.
 func importPorts(oldest exportSource, sources []exportSource) []mcsv1alpha1.ServicePort {
 	type portKey struct {
 		port     int32
 		protocol corev1.Protocol
 	}
 	seen := map[portKey]bool{}
+	names := map[string]bool{}
 	var out []mcsv1alpha1.ServicePort
 	add := func(svc *corev1.Service) {
 		for _, p := range svc.Spec.Ports {
 			k := portKey{p.Port, cmp.Or(p.Protocol, corev1.ProtocolTCP)}
-			if seen[k] {
+			if seen[k] || names[p.Name] {
 				continue
 			}
-			seen[k] = true
+			seen[k], names[p.Name] = true, true
 			out = append(out, mcsv1alpha1.ServicePort{Name: p.Name, Protocol: k.protocol, AppProtocol: p.AppProtocol, Port: p.Port})
 		}
 	}

@@ -92,6 +92,7 @@ func Translate(in *Input) *Output {
 		}
 		t.finishGatewayStatuses(gateways[name])
 		t.finishTrafficPolicies(ci)
+		t.processServiceExports(ci)
 	}
 	sort.Slice(out.Proxies, func(i, j int) bool { return out.Proxies[i].Node < out.Proxies[j].Node })
 	out.Statuses = t.sortedStatuses()

@@ -193,7 +193,7 @@ func runKubeControlPlane(ctx context.Context, s *kubeSetup, xdsAddr, adminAddr s
 			if !ok {
 				return status.Client{}, false
 			}
-			return status.Client{Gateway: m.Clients.Gateway, Dynamic: m.Clients.Dynamic}, true
+			return status.Client{Gateway: m.Clients.Gateway, Dynamic: m.Clients.Dynamic, MCS: m.Clients.MCS}, true
 		},
 		IsLeader:   elector.IsLeader,
 		Registerer: reg,

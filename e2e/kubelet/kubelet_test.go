@@ -207,10 +207,15 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("DeletePod", func(t *testing.T) {
+		gatewayMAC := readLink(t, a.bridge, "address")
 		pod := echoPod("doomed", "")
 		pod.Spec.TerminationGracePeriodSeconds = ptr.To(int64(5))
 		createPod(t, a, pod)
 		got := waitPodReady(t, a, pod.Name)
+		// Probed from the host: the host has an ARP entry for the pod.
+		if arp := hostARP(t, got.Status.PodIP, a.bridge); arp == "" {
+			t.Errorf("no ARP entry for the pod's %s on %s after its probes", got.Status.PodIP, a.bridge)
+		}
 		pid := containerPID(t, got)
 		ns := netnsOf(t, a, got.Status.PodIP)
 		if err := a.client.CoreV1().Pods("default").Delete(t.Context(), pod.Name, metav1.DeleteOptions{}); err != nil {
@@ -225,6 +230,15 @@ func TestKubelet(t *testing.T) {
 		}
 		if exists(filepath.Join("/run/netns", ns)) || exists(filepath.Join("/sys/class/net", ns)) {
 			t.Errorf("netns or veth %s left behind", ns)
+		}
+		// The next pod to get the address has another MAC: a stale entry would send the
+		// host's packets for it to the old one until the entry expired (8 to 50 s).
+		if arp := hostARP(t, got.Status.PodIP, a.bridge); arp != "" {
+			t.Errorf("the deleted pod's ARP entry is left on the host: %s", arp)
+		}
+		// The pods' gateway keeps its MAC while pods come and go.
+		if mac := readLink(t, a.bridge, "address"); mac != gatewayMAC {
+			t.Errorf("bridge %s changed its MAC from %s to %s as a pod came and went", a.bridge, gatewayMAC, mac)
 		}
 	})
 
@@ -606,6 +620,26 @@ func processAlive(pid int) bool {
 	}
 	fields := strings.Fields(string(data))
 	return len(fields) > 2 && fields[2] != "Z"
+}
+
+// hostARP returns the host's ARP entry for ip on bridge, "" if it has none.
+func hostARP(t *testing.T, ip, bridge string) string {
+	t.Helper()
+	out, err := exec.Command("ip", "neigh", "show", ip, "dev", bridge).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip neigh show: %v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// readLink reads an attribute of a network interface from /sys/class/net.
+func readLink(t *testing.T, link, attr string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("/sys/class/net", link, attr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
 }
 
 func exists(path string) bool {

@@ -54,10 +54,23 @@ func newNetwork(bridge string, cidr netip.Prefix) (*network, error) {
 // bridge with the gateway address. Forwarding is turned on for the bridge alone (not the
 // host's ip_forward): IPv4 checks it on the interface a packet comes in by, so pods reach
 // other clusters' bridges through the host while nothing arriving on eth0 is forwarded.
+//
+// The bridge's MAC address is set explicitly, to the random one it was created with: a
+// bridge whose address was never set takes the lowest of its ports' addresses, so adding or
+// removing a pod would change the pods' gateway address under them (their cached one goes
+// nowhere for up to a minute, until their ARP entry expires) and flush the host's ARP
+// entries for the bridge. CNI's bridge plugin pins it for the same reason.
 func (n *network) setUp(ctx context.Context) error {
 	n.cleanStale(ctx)
+	if err := ip(ctx, "link", "add", "name", n.bridge, "type", "bridge"); err != nil {
+		return fmt.Errorf("bridge %s: %w", n.bridge, err)
+	}
+	mac, err := os.ReadFile(filepath.Join("/sys/class/net", n.bridge, "address"))
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", n.bridge, err)
+	}
 	steps := [][]string{
-		{"link", "add", "name", n.bridge, "type", "bridge"},
+		{"link", "set", n.bridge, "address", strings.TrimSpace(string(mac))},
 		{"addr", "add", netip.PrefixFrom(n.gateway, n.cidr.Bits()).String(), "dev", n.bridge},
 		{"link", "set", n.bridge, "up"},
 	}
@@ -153,7 +166,10 @@ func (n *network) addPod(ctx context.Context) (podSandbox, error) {
 }
 
 // removePod deletes a pod's namespace (which takes its eth0 and so the veth pair with it)
-// and frees its address.
+// and frees its address, with the host's ARP entry for it: the next pod to get the address
+// has another MAC, and a stale entry would send the host's packets for it (the readiness
+// probes, the proxies' requests) to the old one until the entry expires, from 8 to about 50
+// seconds later.
 func (n *network) removePod(ctx context.Context, sb podSandbox) {
 	if _, err := os.Stat(sb.netnsPath()); err == nil {
 		_ = ip(ctx, "netns", "del", sb.name)
@@ -161,6 +177,7 @@ func (n *network) removePod(ctx context.Context, sb podSandbox) {
 	if linkExists(sb.name) {
 		_ = ip(ctx, "link", "del", sb.name)
 	}
+	_ = ip(ctx, "neigh", "flush", "to", sb.ip.String(), "dev", n.bridge)
 	n.release(sb.ip)
 }
 

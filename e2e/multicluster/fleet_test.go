@@ -277,21 +277,30 @@ func createGatewayClass(t *testing.T, c *cluster) {
 // createGateway creates the Gateway web, bound to the cluster's own loopback address.
 func createGateway(t *testing.T, c *cluster) {
 	t.Helper()
+	createGatewayNamed(t, c, "web", gatewayPort)
+}
+
+// createGatewayNamed creates a Gateway with one HTTP listener on port, bound to the
+// cluster's own loopback address.
+func createGatewayNamed(t *testing.T, c *cluster, name string, port gwapiv1.PortNumber) *gwapiv1.Gateway {
+	t.Helper()
 	host, _, _ := net.SplitHostPort(c.gateway)
 	gw := &gwapiv1.Gateway{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 		Spec: gwapiv1.GatewaySpec{
 			GatewayClassName: "strait",
 			Addresses:        []gwapiv1.GatewaySpecAddress{{Type: ptr.To(gwapiv1.IPAddressType), Value: host}},
 			Listeners: []gwapiv1.Listener{{
-				Name: "http", Port: gatewayPort, Protocol: gwapiv1.HTTPProtocolType,
+				Name: "http", Port: port, Protocol: gwapiv1.HTTPProtocolType,
 				AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: ptr.To(gwapiv1.NamespacesFromSame)}},
 			}},
 		},
 	}
-	if _, err := c.gw.GatewayV1().Gateways("default").Create(t.Context(), gw, metav1.CreateOptions{}); err != nil {
+	created, err := c.gw.GatewayV1().Gateways("default").Create(t.Context(), gw, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	return created
 }
 
 // createEcho creates a Deployment of echo pods labeled app=name, a Service name (port 80

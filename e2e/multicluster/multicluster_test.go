@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 
 	"github.com/strait-gw/strait/e2e/echo"
 	"github.com/strait-gw/strait/translator"
@@ -103,9 +104,16 @@ func (e *env) testNorthSouth(t *testing.T) {
 }
 
 // testStatus: the Gateway and the route ns read back Accepted, Programmed and ResolvedRefs
-// True for their current generation.
+// True for their current generation, the ServiceExport podinfo Valid, Ready and without
+// Conflict, and a Gateway no proxy runs for Accepted but not Programmed (Pending).
 func (e *env) testStatus(t *testing.T) {
 	checked := 0
+	// Created first so that its status has the time to settle while the others are checked.
+	ap := e.clusters["ap"]
+	unproxied := createGatewayNamed(t, ap, "unproxied", gatewayPort+1)
+	t.Cleanup(func() {
+		_ = ap.gw.GatewayV1().Gateways("default").Delete(context.WithoutCancel(t.Context()), unproxied.Name, metav1.DeleteOptions{})
+	})
 	for _, m := range clusterMeta {
 		c := e.clusters[m.name]
 		var gw *gwapiv1.Gateway
@@ -128,9 +136,28 @@ func (e *env) testStatus(t *testing.T) {
 		r := e.waitRouteParent(t, c, "ns", func(p gwapiv1.RouteParentStatus, gen int64) bool {
 			return condTrue(p.Conditions, "Accepted", gen) && condTrue(p.Conditions, "ResolvedRefs", gen)
 		})
-		checked += 2
-		t.Logf("status %s: Gateway web generation %d Accepted/Programmed, route ns generation %d Accepted/ResolvedRefs", c.Name, gw.Generation, r.Generation)
+		var se *mcsv1alpha1.ServiceExport
+		eventually(t, c.Name+": ServiceExport podinfo Valid, Ready, no Conflict", func() bool {
+			var err error
+			se, err = c.mcs.MulticlusterV1alpha1().ServiceExports("default").Get(t.Context(), "podinfo", metav1.GetOptions{})
+			return err == nil && condIs(se.Status.Conditions, "Valid", metav1.ConditionTrue, "Valid", se.Generation) &&
+				condIs(se.Status.Conditions, "Ready", metav1.ConditionTrue, "Exported", se.Generation) &&
+				condIs(se.Status.Conditions, "Conflict", metav1.ConditionFalse, "NoConflicts", se.Generation)
+		})
+		checked += 3
+		t.Logf("status %s: Gateway web generation %d Accepted/Programmed, route ns generation %d Accepted/ResolvedRefs, ServiceExport podinfo Valid/Ready (%s)",
+			c.Name, gw.Generation, r.Generation, apimeta.FindStatusCondition(se.Status.Conditions, "Ready").Message)
 	}
+	// No proxy connects as ap/default/unproxied: translated and accepted, never Programmed.
+	var gw *gwapiv1.Gateway
+	eventually(t, "ap: Gateway unproxied Accepted, Programmed False (Pending)", func() bool {
+		var err error
+		gw, err = ap.gw.GatewayV1().Gateways("default").Get(t.Context(), unproxied.Name, metav1.GetOptions{})
+		return err == nil && condTrue(gw.Status.Conditions, "Accepted", gw.Generation) &&
+			condIs(gw.Status.Conditions, "Programmed", metav1.ConditionFalse, string(gwapiv1.GatewayReasonPending), gw.Generation)
+	})
+	checked++
+	t.Logf("status ap: Gateway unproxied Programmed False: %s", apimeta.FindStatusCondition(gw.Status.Conditions, "Programmed").Message)
 	t.Logf("status: %d objects checked", checked)
 }
 

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 
 	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/translator"
@@ -90,6 +91,13 @@ var kinds = map[string]kind{
 		},
 		status: func(o *straitv1alpha1.BackendTrafficPolicy) *gwapiv1.PolicyStatus { return &o.Status },
 		merge:  mergePolicy,
+	}.write},
+	translator.ServiceExportKind: {write: objectStatus[*mcsv1alpha1.ServiceExport, mcsv1alpha1.ServiceExportStatus]{
+		client: func(c Client, ns string) statusClient[*mcsv1alpha1.ServiceExport] {
+			return c.MCS.MulticlusterV1alpha1().ServiceExports(ns)
+		},
+		status: func(o *mcsv1alpha1.ServiceExport) *mcsv1alpha1.ServiceExportStatus { return &o.Status },
+		merge:  mergeServiceExport,
 	}.write},
 }
 

@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
+	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
 
 	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/e2e/localcluster"
@@ -23,9 +25,10 @@ import (
 )
 
 // TestLocalCluster writes the statuses of a translation to a real API server (a
-// BackendTrafficPolicy's through the dynamic client), keeps another controller's route
-// parent, and checks that writing the same translation again writes
-// nothing: what Strait writes reads back equal after the API server's defaulting.
+// BackendTrafficPolicy's through the dynamic client, ServiceExports' through the MCS client),
+// keeps another controller's route parent, and checks that writing the same translation
+// again writes nothing: what Strait writes reads back equal after the API server's
+// defaulting.
 func TestLocalCluster(t *testing.T) {
 	fleet := localcluster.StartForTest(t, localcluster.Options{Clusters: []string{"us"}})
 	cfg := fleet.Cluster("us").Config
@@ -38,6 +41,10 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcs, err := mcsclient.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +64,11 @@ func TestLocalCluster(t *testing.T) {
 		metav1.CreateOptions{}))
 	mustCreate(kube.CoreV1().Services("default").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "default"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}, metav1.CreateOptions{}))
+	// An export of an existing Service, and one of a Service that does not exist.
+	for _, name := range []string{"echo", "missing"} {
+		mustCreate(mcs.MulticlusterV1alpha1().ServiceExports("default").Create(ctx,
+			&mcsv1alpha1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}, metav1.CreateOptions{}))
+	}
 	route, err := api.HTTPRoutes("default").Create(ctx, &gwapiv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"},
 		Spec: gwapiv1.HTTPRouteSpec{
 			CommonRouteSpec: gwapiv1.CommonRouteSpec{ParentRefs: []gwapiv1.ParentReference{{Name: "web"}, {Name: "theirs"}}},
@@ -90,7 +102,8 @@ func TestLocalCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := Client{Gateway: gwclient.NewForConfigOrDie(member), Dynamic: dynamic.NewForConfigOrDie(member)}
+	client := Client{Gateway: gwclient.NewForConfigOrDie(member), Dynamic: dynamic.NewForConfigOrDie(member),
+		MCS: mcsclient.NewForConfigOrDie(member)}
 	w, err := New(Options{Clients: func(string) (Client, bool) { return client, true }})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +111,7 @@ func TestLocalCluster(t *testing.T) {
 	t.Cleanup(w.queue.ShutDown)
 	pass := func() {
 		t.Helper()
-		w.Update(translator.Translate(readInput(t, kube, gw, dyn)).Statuses)
+		w.Update(translator.Translate(readInput(t, kube, gw, mcs, dyn)).Statuses)
 		w.Resync()
 		for w.queue.Len() > 0 {
 			w.queue.ProcessNext(ctx)
@@ -106,15 +119,16 @@ func TestLocalCluster(t *testing.T) {
 	}
 	count := func(result string) float64 {
 		var n float64
-		for _, kind := range []string{"GatewayClass", "Gateway", "HTTPRoute", straitv1alpha1.BackendTrafficPolicyKind} {
+		for _, kind := range []string{"GatewayClass", "Gateway", "HTTPRoute", straitv1alpha1.BackendTrafficPolicyKind, translator.ServiceExportKind} {
 			n += testutil.ToFloat64(w.metrics.writes.WithLabelValues(kind, result))
 		}
 		return n
 	}
 
 	pass()
-	if n := count(resultWritten); n != 4 {
-		t.Errorf("%v statuses written, want 4 (GatewayClass, Gateway, HTTPRoute, BackendTrafficPolicy)", n)
+	const objects = 6
+	if n := count(resultWritten); n != objects {
+		t.Errorf("%v statuses written, want %d (GatewayClass, Gateway, HTTPRoute, BackendTrafficPolicy, 2 ServiceExports)", n, objects)
 	}
 	if n := count(resultError); n != 0 {
 		t.Fatalf("%v writes failed; see the log", n)
@@ -148,16 +162,31 @@ func TestLocalCluster(t *testing.T) {
 		t.Errorf("BackendTrafficPolicy status %+v, want Strait's ancestor Accepted", written.Status)
 	}
 
+	for name, want := range map[string]struct {
+		status metav1.ConditionStatus
+		reason mcsv1alpha1.ServiceExportConditionReason
+	}{"echo": {metav1.ConditionTrue, mcsv1alpha1.ServiceExportReasonValid}, "missing": {metav1.ConditionFalse, mcsv1alpha1.ServiceExportReasonNoService}} {
+		se, err := mcs.MulticlusterV1alpha1().ServiceExports("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		valid := apimeta.FindStatusCondition(se.Status.Conditions, string(mcsv1alpha1.ServiceExportConditionValid))
+		if valid == nil || valid.Status != want.status || valid.Reason != string(want.reason) ||
+			valid.ObservedGeneration != se.Generation || valid.LastTransitionTime.IsZero() {
+			t.Errorf("ServiceExport %s: Valid %+v, want %s %s for generation %d with a transition time", name, valid, want.status, want.reason, se.Generation)
+		}
+	}
+
 	// The status writes change the objects' resourceVersions but not what the translator
 	// sees: a second pass writes nothing.
 	pass()
-	if n := count(resultWritten); n != 4 {
-		t.Errorf("a second pass wrote %v more statuses: what Strait writes does not read back equal", n-4)
+	if n := count(resultWritten); n != objects {
+		t.Errorf("a second pass wrote %v more statuses: what Strait writes does not read back equal", n-objects)
 	}
 }
 
 // readInput reads one cluster's resources the translator uses here.
-func readInput(t *testing.T, kube kubernetes.Interface, gw gwclient.Interface, dyn dynamic.Interface) *translator.Input {
+func readInput(t *testing.T, kube kubernetes.Interface, gw gwclient.Interface, mcs mcsclient.Interface, dyn dynamic.Interface) *translator.Input {
 	t.Helper()
 	ctx := t.Context()
 	res := &translator.ClusterResources{Cluster: translator.Cluster{Name: "us"}}
@@ -188,6 +217,13 @@ func readInput(t *testing.T, kube kubernetes.Interface, gw gwclient.Interface, d
 	}
 	for i := range svcs.Items {
 		res.Services = append(res.Services, &svcs.Items[i])
+	}
+	exports, err := mcs.MulticlusterV1alpha1().ServiceExports("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range exports.Items {
+		res.ServiceExports = append(res.ServiceExports, &exports.Items[i])
 	}
 	policies, err := dyn.Resource(straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")).List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+	mcsv1alpha1 "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 
 	"github.com/strait-gw/strait/translator"
 )
@@ -70,6 +71,12 @@ func mergeGateway(live, want *gwapiv1.GatewayStatus, generation int64, now metav
 		l.Conditions = mergeConditions(liveConds, l.Conditions, generation, now)
 	}
 	return out
+}
+
+// mergeServiceExport: the multi-cluster services controller owns a ServiceExport's status,
+// and Strait is that controller for the exports it reads.
+func mergeServiceExport(live, want *mcsv1alpha1.ServiceExportStatus, generation int64, now metav1.Time) mcsv1alpha1.ServiceExportStatus {
+	return mcsv1alpha1.ServiceExportStatus{Conditions: mergeConditions(live.Conditions, want.Conditions, generation, now)}
 }
 
 // mergeRoute keeps the parents of other controllers as they are and replaces Strait's with

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
 
 	"github.com/strait-gw/strait/provider/kubernetes/internal/keyqueue"
 	"github.com/strait-gw/strait/translator"
@@ -35,6 +36,8 @@ type Client struct {
 	Gateway gwclient.Interface
 	// Dynamic writes the status of Strait's own kinds (BackendTrafficPolicy).
 	Dynamic dynamic.Interface
+	// MCS writes the status of ServiceExports.
+	MCS mcsclient.Interface
 }
 
 // Clients returns the client of a member cluster; false when there is no such cluster (it
