@@ -120,9 +120,11 @@ func (h *httpHandler) serveCodec(w http.ResponseWriter, r *http.Request, ex *exc
 func (h *httpHandler) prepareCodec(r *http.Request, ex *exchange) {
 	hd := r.Header
 	// HTTP/2 has no connection-specific fields but TE (RFC 9113 8.2.2), and carries its
-	// framing in frames: the HTTP/1.1 request gets framing of its own.
+	// framing in frames: the HTTP/1.1 request gets framing of its own. The HTTP/2 server
+	// answers Expect: 100-continue itself when the body is first read, and the body follows
+	// the head upstream without waiting.
 	for _, k := range [...]string{"Te", "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade",
-		"Content-Length", "Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		"Expect", "Content-Length", "Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 		delete(hd, k)
 	}
 	if ip := remoteIP(r.RemoteAddr); ip != "" {

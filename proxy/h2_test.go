@@ -218,6 +218,18 @@ func TestH2Codec(t *testing.T) {
 		}
 	})
 
+	t.Run("expect 100-continue", func(t *testing.T) {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		waiting := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{Protocols: &p, ExpectContinueTimeout: 10 * time.Second}}
+		body := pattern(5000)
+		resp, _ := h2Do(t, waiting, http.MethodPost, base+"/echo", bytes.NewReader(body), http.Header{"Expect": {"100-continue"}})
+		checkEcho(t, resp, body, "http")
+		if e := resp.Header.Get("X-Seen-Expect"); e != "" {
+			t.Errorf("backend was sent Expect %q; the proxy answers it", e)
+		}
+	})
+
 	t.Run("large responses", func(t *testing.T) {
 		const n = 4<<20 + 123
 		for _, q := range []string{"", "&chunked=1"} {
