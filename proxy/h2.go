@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +33,7 @@ import (
 // codecRequest reports whether an HTTP/2 request on a fast-path route can be forwarded by
 // serveCodec.
 func codecRequest(r *http.Request) bool {
-	if r.Method == http.MethodConnect || isGRPC(r) || len(r.RequestURI) == 0 || r.RequestURI[0] != '/' {
+	if r.Method == http.MethodConnect || isGRPC(r) || !strings.HasPrefix(r.RequestURI, "/") {
 		return false
 	}
 	// The target goes upstream as it came: no byte may end the request line early.
