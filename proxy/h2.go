@@ -128,15 +128,17 @@ func (h *httpHandler) prepareCodec(r *http.Request, ex *exchange) {
 		"Expect", "Content-Length", "Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 		delete(hd, k)
 	}
-	if ip := remoteIP(r.RemoteAddr); ip != "" {
-		hd["X-Forwarded-For"] = []string{ip}
-	}
-	hd["X-Forwarded-Host"] = []string{r.Host}
+	// One array holds the three values; each slice is capped so that an Add copies it.
+	xf := make([]string, 3)
+	xf[0], xf[1], xf[2] = remoteIP(r.RemoteAddr), r.Host, "http"
 	if r.TLS != nil {
-		hd["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		hd["X-Forwarded-Proto"] = []string{"http"}
+		xf[2] = "https"
 	}
+	if xf[0] != "" {
+		hd["X-Forwarded-For"] = xf[0:1:1]
+	}
+	hd["X-Forwarded-Host"] = xf[1:2:2]
+	hd["X-Forwarded-Proto"] = xf[2:3:3]
 	propagateTrace(hd)
 	ex.cluster.RequestHeaders.Apply(hd)
 	ex.route.RequestHeaders.Apply(hd)
@@ -332,13 +334,47 @@ func (s *codecStream) respond(bw *bufio.Writer, x *upstream.Exchange, conn *upst
 	return err == nil && resp.KeepAlive && resp.Body != http1.UntilClose, err
 }
 
-// copyFields adds an HTTP/1.1 head's fields to a header map.
+// copyFields adds an HTTP/1.1 head's fields to a header map. The values share one string
+// and one array, and common names are not copied: a few allocations per head, not three per
+// field.
 func copyFields(dst http.Header, src *http1.Header) {
+	n := 0
 	for _, f := range src.Fields {
-		k := textproto.CanonicalMIMEHeaderKey(string(f.Name))
-		dst[k] = append(dst[k], string(f.Value))
+		n += len(f.Value)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, f := range src.Fields {
+		b.Write(f.Value)
+	}
+	all := b.String()
+	values := make([]string, len(src.Fields))
+	for i, f := range src.Fields {
+		values[i], all = all[:len(f.Value)], all[len(f.Value):]
+		k, ok := commonFieldNames[string(f.Name)]
+		if !ok {
+			k = textproto.CanonicalMIMEHeaderKey(string(f.Name))
+		}
+		if vs, ok := dst[k]; ok {
+			dst[k] = append(vs, values[i])
+		} else {
+			dst[k] = values[i : i+1 : i+1]
+		}
 	}
 }
+
+// commonFieldNames maps the response fields most backends send, as they spell them, to
+// their canonical names.
+var commonFieldNames = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Accept-Ranges", "Age", "Cache-Control", "Content-Encoding", "Content-Language",
+		"Content-Range", "Content-Type", "Date", "Etag", "Expires", "Last-Modified", "Link", "Location", "Server",
+		"Set-Cookie", "Strict-Transport-Security", "Vary", "Via", "X-Content-Type-Options", "X-Frame-Options"} {
+		m[k], m[strings.ToLower(k)] = k, k
+	}
+	m["ETag"] = "Etag"
+	return m
+}()
 
 // streamWriter writes a response body to an HTTP/2 stream, flushing it whenever the upstream
 // has sent nothing more yet: what came so far goes on at once (a stream of events), while a
