@@ -467,3 +467,33 @@ func (c *h2cLoad) status(t *testing.T, n int, value string) string {
 		}
 	}
 }
+
+// TestH2CodecResponseFields passes a backend's response fields to an HTTP/2 client as it
+// sent them, whatever their case, repeated fields in order, without the hop-by-hop ones.
+func TestH2CodecResponseFields(t *testing.T) {
+	raw := startRaw(t, func(_ int, conn net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := readHead(br); err != nil {
+				return
+			}
+			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nSet-Cookie: b=2\r\nETag: \"v1\"\r\n"+
+				"x-custom: 1\r\nX-Custom: 2\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n"+
+				"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	port, _ := routeEnv(t, `{backendRefs: [{name: svc0, port: 80}]}`, raw.backend)
+	resp, data := h2Do(t, h2cClient(), http.MethodGet, url(port, "/"), nil, nil)
+	h := resp.Header
+	if got := h.Values("Set-Cookie"); len(got) != 2 || got[0] != "a=1" || got[1] != "b=2" {
+		t.Errorf("Set-Cookie %q", got)
+	}
+	if got := h.Values("X-Custom"); len(got) != 2 || got[0] != "1" || got[1] != "2" {
+		t.Errorf("X-Custom %q", got)
+	}
+	if h.Get("Etag") != `"v1"` || h.Get("Content-Type") != "text/plain" || string(data) != "ok" {
+		t.Errorf("ETag %q, Content-Type %q, body %q", h.Get("Etag"), h.Get("Content-Type"), data)
+	}
+	if h.Get("X-Hop") != "" || h.Get("Keep-Alive") != "" || h.Get("Date") != "" {
+		t.Errorf("X-Hop %q, Keep-Alive %q, Date %q passed or added", h.Get("X-Hop"), h.Get("Keep-Alive"), h.Get("Date"))
+	}
+}
