@@ -45,8 +45,8 @@ func codecRequest(r *http.Request) bool {
 	return true
 }
 
-// codecBodyBuffer is the size of the buffer a request body of unknown length is read
-// through, to be sent upstream chunk by chunk.
+// codecBodyBuffer is the size of the buffer a request body is read through on its way
+// upstream (as chunks when its length is unknown).
 const codecBodyBuffer = 16 << 10
 
 var codecBodyPool = sync.Pool{New: func() any { b := make([]byte, codecBodyBuffer); return &b }}
