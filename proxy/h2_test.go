@@ -34,13 +34,15 @@ type h2Backend struct {
 	// canceled receives the path of each request whose context ended before its handler
 	// did: the proxy closed the upstream connection.
 	canceled chan string
-	// started receives the path of each /slow or /hang request as it begins.
+	// started receives the path of each /slow, /hang or /hold request as it begins.
 	started chan string
+	// release lets /hold requests answer.
+	release chan struct{}
 }
 
 func startH2Backend(t *testing.T) *h2Backend {
 	t.Helper()
-	b := &h2Backend{canceled: make(chan string, 16), started: make(chan string, 16)}
+	b := &h2Backend{canceled: make(chan string, 16), started: make(chan string, 16), release: make(chan struct{})}
 	b.backend = startHandler(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Date"] = nil
 		switch r.URL.Path {
@@ -89,6 +91,13 @@ func startH2Backend(t *testing.T) *h2Backend {
 			select {
 			case <-r.Context().Done():
 				b.canceled <- r.URL.Path
+			case <-time.After(20 * time.Second):
+			}
+		case "/hold":
+			b.started <- r.URL.Path
+			select {
+			case <-b.release:
+				_, _ = io.WriteString(w, "held")
 			case <-time.After(20 * time.Second):
 			}
 		case "/bighead":
@@ -495,5 +504,62 @@ func TestH2CodecResponseFields(t *testing.T) {
 	}
 	if h.Get("X-Hop") != "" || h.Get("Keep-Alive") != "" || h.Get("Date") != "" {
 		t.Errorf("X-Hop %q, Keep-Alive %q, Date %q passed or added", h.Get("X-Hop"), h.Get("Keep-Alive"), h.Get("Date"))
+	}
+}
+
+// TestH2CodecDrain stops a proxy while an HTTP/2 stream on the codec path is in flight: the
+// client is told GOAWAY, and the stream still gets its whole answer.
+func TestH2CodecDrain(t *testing.T) {
+	be := startH2Backend(t)
+	port, e := routeEnv(t, `{backendRefs: [{name: svc0, port: 80}]}`, be.backend)
+	c := dialH2C(t, port)
+	defer c.close()
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", "/hold"}, {":authority", "h2.local"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	c.write(func() error {
+		return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
+	})
+	waitFor(t, be.started, "/hold", "the request to reach the backend")
+	for _, stop := range e.stop {
+		stop()
+	}
+	status, body, goAway := "", "", false
+	c.dec.SetEmitFunc(func(f hpack.HeaderField) {
+		if f.Name == ":status" {
+			status = f.Value
+		}
+	})
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for ended := false; !ended; {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after GOAWAY %v, status %q, body %q: %v", goAway, status, body, err)
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			goAway = true
+			// The proxy waits for the stream; the backend answers only now.
+			close(be.release)
+		case *http2.HeadersFrame:
+			if _, err := c.dec.Write(f.HeaderBlockFragment()); err != nil {
+				t.Fatal(err)
+			}
+			ended = f.StreamEnded()
+		case *http2.DataFrame:
+			body += string(f.Data())
+			ended = f.StreamEnded()
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				c.write(c.fr.WriteSettingsAck)
+			}
+		case *http2.RSTStreamFrame:
+			t.Fatalf("stream reset: %v", f.ErrCode)
+		}
+	}
+	if !goAway || status != "200" || body != "held" {
+		t.Errorf("GOAWAY %v, then status %q, body %q; want GOAWAY, then 200 held", goAway, status, body)
 	}
 }
