@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,16 @@ type h2Backend struct {
 	started chan string
 	// release lets /hold requests answer.
 	release chan struct{}
+	// hung and hungCanceled count the /hang requests, and those that went away.
+	hung, hungCanceled atomic.Int64
+}
+
+// note sends path on ch unless ch is full: a flood of requests must not block handlers.
+func note(ch chan string, path string) {
+	select {
+	case ch <- path:
+	default:
+	}
 }
 
 func startH2Backend(t *testing.T) *h2Backend {
@@ -87,10 +98,12 @@ func startH2Backend(t *testing.T) *h2Backend {
 			case <-time.After(20 * time.Second):
 			}
 		case "/hang":
-			b.started <- r.URL.Path
+			b.hung.Add(1)
+			note(b.started, r.URL.Path)
 			select {
 			case <-r.Context().Done():
-				b.canceled <- r.URL.Path
+				b.hungCanceled.Add(1)
+				note(b.canceled, r.URL.Path)
 			case <-time.After(20 * time.Second):
 			}
 		case "/hold":
@@ -561,5 +574,80 @@ func TestH2CodecDrain(t *testing.T) {
 	}
 	if !goAway || status != "200" || body != "held" {
 		t.Errorf("GOAWAY %v, then status %q, body %q; want GOAWAY, then 200 held", goAway, status, body)
+	}
+}
+
+// TestH2CodecRapidReset opens streams and resets each at once, as the HTTP/2 rapid reset
+// attack does: every upstream request that got out is abandoned (its connection closed)
+// rather than left running, and the connection goes on serving.
+func TestH2CodecRapidReset(t *testing.T) {
+	be := startH2Backend(t)
+	port, _ := routeEnv(t, `{backendRefs: [{name: svc0, port: 80}]}`, be.backend)
+	c := dialH2C(t, port)
+	defer c.close()
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", "/hang"}, {":authority", "h2.local"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1], Sensitive: true})
+	}
+	const streams = 200
+	for i := range uint32(streams) {
+		c.write(func() error {
+			err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2*i + 1, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
+			if err == nil {
+				err = c.fr.WriteRSTStream(2*i+1, http2.ErrCodeCancel)
+			}
+			return err
+		})
+	}
+	// A request after the flood answers: the connection still serves.
+	buf.Reset()
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", "/echo"}, {":authority", "h2.local"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1], Sensitive: true})
+	}
+	c.write(func() error {
+		return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2*streams + 1, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
+	})
+	status := ""
+	c.dec.SetEmitFunc(func(f hpack.HeaderField) {
+		if f.Name == ":status" {
+			status = f.Value
+		}
+	})
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for status == "" {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no answer after the resets: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.HeadersFrame:
+			if _, err := c.dec.Write(f.HeaderBlockFragment()); err != nil {
+				t.Fatal(err)
+			}
+			if f.StreamID != 2*streams+1 {
+				t.Fatalf("an answer on reset stream %d", f.StreamID)
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				c.write(c.fr.WriteSettingsAck)
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v", f.ErrCode)
+		}
+	}
+	if status != "200" {
+		t.Errorf("status %s after the resets", status)
+	}
+	// Every request that reached the backend sees its connection go (within 10 seconds,
+	// where they would otherwise hang for 20).
+	deadline := time.Now().Add(10 * time.Second)
+	for be.hungCanceled.Load() < be.hung.Load() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if hung, canceled := be.hung.Load(), be.hungCanceled.Load(); canceled < hung {
+		t.Errorf("%d of %d reset requests that reached the backend were not abandoned", hung-canceled, hung)
+	} else {
+		t.Logf("%d of %d reset streams reached the backend, all abandoned", hung, streams)
 	}
 }
