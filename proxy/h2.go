@@ -219,8 +219,9 @@ func (s *codecStream) writeRequest(conn *upstream.Conn) error {
 	}
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	switch {
-	case !hasBody && r.ContentLength == 0 && r.Body != http.NoBody && r.Body != nil:
-		// content-length: 0 sent with a DATA frame still to end the stream.
+	case !hasBody && (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch):
+		// An empty body where one is expected is said to be empty, as net/http's Transport
+		// does: some servers refuse such a request without a length (411).
 		_, _ = w.WriteString("Content-Length: 0\r\n")
 	case hasBody && r.ContentLength > 0:
 		_, _ = w.WriteString("Content-Length: ")

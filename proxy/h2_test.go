@@ -234,6 +234,12 @@ func TestH2Codec(t *testing.T) {
 		if h.Get("X-Seen-Method") != "DELETE" || h.Get("X-Seen-Path") != "/echo?a=1&b=%20" || h.Get("X-Seen-Host") != "h2.local" {
 			t.Errorf("backend saw %s %s, Host %s", h.Get("X-Seen-Method"), h.Get("X-Seen-Path"), h.Get("X-Seen-Host"))
 		}
+		for _, method := range []string{http.MethodPost, http.MethodGet} {
+			resp, _ := h2Do(t, client, method, base+"/echo", nil, nil)
+			if cl, want := resp.Header.Values("X-Seen-Content-Length"), method == http.MethodPost; (len(cl) == 1 && cl[0] == "0") != want {
+				t.Errorf("empty %s: backend saw Content-Length %q", method, cl)
+			}
+		}
 		// HTTP/2 may split cookies into fields; HTTP/1.1 must get them as one (RFC 9113 8.2.3).
 		if c := h.Values("X-Seen-Cookie"); len(c) != 1 || c[0] != "a=1; b=2" {
 			t.Errorf("Cookie %q", c)
