@@ -291,7 +291,7 @@ func (c *fastConn) exchange() (keepAlive, handover bool) {
 	}
 	c.setTarget()
 	route, params := table.MatchRequest(fastRequest{c})
-	if route == nil || !c.fastRoute(route) {
+	if route == nil || !c.bl.p.fastRoute(route) {
 		return false, true
 	}
 	c.ex = exchange{route: route, params: params, cluster: route.PickCluster(rand.Uint64()), attempts: 1}
@@ -322,14 +322,15 @@ func (c *fastConn) setTarget() {
 }
 
 // fastRoute reports whether the fast path has everything a route needs. Every cluster of
-// the route must qualify, not only the one a draw would pick: net/http draws again.
-func (c *fastConn) fastRoute(rt *router.Route) bool {
+// the route must qualify, not only the one a draw would pick: net/http draws again. HTTP/2
+// requests use the same decision (serveCodec).
+func (p *Proxy) fastRoute(rt *router.Route) bool {
 	if rt.Redirect != nil || rt.DirectResponse != nil || rt.CORS != nil || rt.Retry != nil ||
 		len(rt.Mirrors) > 0 || len(rt.HashPolicies) > 0 || len(rt.Clusters) == 0 {
 		return false
 	}
 	for i := range rt.Clusters {
-		if cl := c.bl.p.upstreams.Cluster(rt.Clusters[i].Name); cl != nil && !cl.Codec() {
+		if cl := p.upstreams.Cluster(rt.Clusters[i].Name); cl != nil && !cl.Codec() {
 			return false
 		}
 	}

@@ -119,6 +119,10 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.route, ex.params = route, params
+	if r.ProtoMajor == 2 && h.p.fastRoute(route) && codecRequest(r) {
+		h.serveCodec(w, r, ex, start) // h2.go
+		return
+	}
 	if route.CORS != nil {
 		if handled, status, header := route.CORS.Preflight(r); handled {
 			ex.status = status
