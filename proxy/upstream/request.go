@@ -23,15 +23,16 @@ var (
 // circuit breakers (an overflow is an ErrOverflow) and feeds outlier detection with the
 // outcome, except when the request's context was canceled: a client that went away says
 // nothing about the upstream. The response body must be closed; a 101 Switching Protocols
-// response's body is an io.ReadWriteCloser. The endpoint is returned whenever one was tried.
+// response's body is an io.ReadWriteCloser. The endpoint is returned whenever one was tried:
+// as with Exchange.Conn, a request that cannot connect to its endpoint goes to another one
+// (up to 3 in all), whatever its method, unless its body was read from.
 func (c *Cluster) RoundTrip(req *http.Request, hash *uint64) (*http.Response, *Endpoint, error) {
 	cfg, ep, err := c.begin(req.Context(), time.Time{}, hash)
 	if err != nil {
 		return nil, nil, err
 	}
 	h1 := !cfg.spec.transport.http2
-	req.URL.Scheme, req.URL.Host = cfg.transport.scheme, ep.addr
-	resp, err := cfg.transport.rt.RoundTrip(req)
+	resp, ep, err := c.roundTrip(cfg, ep, req, hash)
 	if err != nil {
 		c.finish(cfg.transport, ep, h1)
 		c.failed(errors.Is(req.Context().Err(), context.Canceled), cfg.spec.outlier, ep, err)
@@ -49,6 +50,34 @@ func (c *Cluster) RoundTrip(req *http.Request, hash *uint64) (*http.Response, *E
 		resp.Body = b
 	}
 	return resp, ep, nil
+}
+
+// roundTrip sends req to ep, or to other endpoints while it cannot connect (see reconnect);
+// it returns the endpoint of the last try.
+func (c *Cluster) roundTrip(cfg *clusterConfig, ep *Endpoint, req *http.Request, hash *uint64) (*http.Response, *Endpoint, error) {
+	var held *heldBody
+	if req.Body != nil && req.Body != http.NoBody {
+		held = newHeldBody(req.Body)
+		req.Body = held
+		defer held.release()
+	}
+	var tried triedEndpoints
+	tried.add(ep)
+	try := req
+	for {
+		try.URL.Scheme, try.URL.Host = cfg.transport.scheme, ep.addr
+		resp, err := cfg.transport.rt.RoundTrip(try)
+		if err == nil || !IsConnectError(err) || req.Context().Err() != nil || (held != nil && held.read.Load()) {
+			return resp, ep, err
+		}
+		next := c.reconnect(cfg, &tried, hash)
+		if next == nil {
+			return nil, ep, err
+		}
+		ep = next
+		// The transport may keep a request it failed: the next try is a copy.
+		try = req.Clone(req.Context())
+	}
 }
 
 // begin takes a request's circuit breaker reservations (max_requests, and for HTTP/1.1 a
