@@ -22,7 +22,10 @@ const healthWindow = 200
 
 // testFailover: a route in us to the ServiceImport fo (exported by all three clusters, one
 // pod each) is served by us, then by eu (same region) once us has no pods, then by ap
-// (other region) once eu has none either.
+// (other region) once eu has none either. No request fails during a switch (from the scale
+// to 0 until the next tier's first answer) nor in the health window after it: a request
+// sent to the pod that just got SIGTERM, before the proxy knows, is refused there and goes
+// to the next tier (the proxy's reconnect to another endpoint).
 func (e *env) testFailover(t *testing.T) {
 	for _, m := range clusterMeta {
 		createEcho(t, e.clusters[m.name], "fo", 1, true)
@@ -67,6 +70,10 @@ func (e *env) testFailover(t *testing.T) {
 			}
 		}
 		mu.Unlock()
+		if failed != 0 {
+			t.Errorf("failover %s -> %s: %d of %d requests failed during the switch (scale to 0 until %s's first answer, %v; first: %v), want 0",
+				step.drained, step.next, failed, ok+failed, step.next, switched.Round(time.Millisecond), firstErr)
+		}
 		e.checkAllFrom(t, us, "failover.test", step.next, healthWindow)
 		t.Logf("failover %s -> %s: scaled to 0 in %v, switched after %v; %d requests during the switch, %d failed (first: %v); then %d of %d served by %s",
 			step.drained, step.next, scaled.Round(time.Millisecond), switched.Round(time.Millisecond), ok+failed, failed, firstErr, healthWindow, healthWindow, step.next)

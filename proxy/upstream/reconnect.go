@@ -28,8 +28,8 @@ func (t *triedEndpoints) add(ep *Endpoint) {
 	t.n++
 }
 
-// reconnect moves a request on ep, which failed to connect with a connect error, to another
-// endpoint: it accounts for the failure (a connect failure, and a 503 for outlier
+// reconnect moves a request that could not connect to the last of its tried endpoints to
+// another endpoint: it accounts for the failure (a connect failure, and a 503 for outlier
 // detection), picks another endpoint as pickOther does, and moves the request's accounting
 // there. It returns nil, accounting for nothing, when the request has tried as many
 // endpoints as it may or no other endpoint is left; the caller then fails the request as
