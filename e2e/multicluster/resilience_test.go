@@ -3,6 +3,7 @@ package multicluster
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,7 @@ func (e *env) testFailover(t *testing.T) {
 			from[r.Cluster]++
 			mu.Unlock()
 		})
+		retried := e.connectRetries(us)
 		began := time.Now()
 		scale(t, e.clusters[step.drained], "fo", 0)
 		scaled := time.Since(began)
@@ -75,8 +77,9 @@ func (e *env) testFailover(t *testing.T) {
 				step.drained, step.next, failed, ok+failed, step.next, switched.Round(time.Millisecond), firstErr)
 		}
 		e.checkAllFrom(t, us, "failover.test", step.next, healthWindow)
-		t.Logf("failover %s -> %s: scaled to 0 in %v, switched after %v; %d requests during the switch, %d failed (first: %v); then %d of %d served by %s",
-			step.drained, step.next, scaled.Round(time.Millisecond), switched.Round(time.Millisecond), ok+failed, failed, firstErr, healthWindow, healthWindow, step.next)
+		t.Logf("failover %s -> %s: scaled to 0 in %v, switched after %v; %d requests during the switch, %d failed (first: %v), %d sent to another endpoint after a refused connection; then %d of %d served by %s",
+			step.drained, step.next, scaled.Round(time.Millisecond), switched.Round(time.Millisecond), ok+failed, failed, firstErr,
+			e.connectRetries(us)-retried, healthWindow, healthWindow, step.next)
 	}
 }
 
@@ -210,19 +213,39 @@ func (e *env) testFaults(t *testing.T) {
 
 // metric reads a sample of the controller's /metrics by its name and labels, "" when absent.
 func (e *env) metric(t *testing.T, sample string) string {
-	resp, err := e.client.Get("http://" + e.admin + "/metrics")
-	if err != nil {
-		return ""
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range e.metrics(e.admin) {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			return v
 		}
 	}
 	return ""
+}
+
+// metrics returns the lines of the /metrics page of the admin server at addr, none when it
+// does not answer.
+func (e *env) metrics(addr string) []string {
+	resp, err := e.client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil
+	}
+	return strings.Split(string(body), "\n")
+}
+
+// connectRetries sums strait_upstream_connect_retries_total over the clusters of c's proxy:
+// requests it sent to another endpoint after failing to connect.
+func (e *env) connectRetries(c *cluster) int {
+	n := 0
+	for _, line := range e.metrics(c.admin) {
+		if strings.HasPrefix(line, "strait_upstream_connect_retries_total{") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += int(v)
+		}
+	}
+	return n
 }
