@@ -77,9 +77,9 @@ func (e *env) testFailover(t *testing.T) {
 				step.drained, step.next, failed, ok+failed, step.next, switched.Round(time.Millisecond), firstErr)
 		}
 		e.checkAllFrom(t, us, "failover.test", step.next, healthWindow)
-		t.Logf("failover %s -> %s: scaled to 0 in %v, switched after %v; %d requests during the switch, %d failed (first: %v), %d sent to another endpoint after a refused connection; then %d of %d served by %s",
+		t.Logf("failover %s -> %s: scaled to 0 in %v, switched after %v; %d requests during the switch, %d failed (first: %v); then %d of %d served by %s; %d requests in all sent to another endpoint after a refused connection",
 			step.drained, step.next, scaled.Round(time.Millisecond), switched.Round(time.Millisecond), ok+failed, failed, firstErr,
-			e.connectRetries(us)-retried, healthWindow, healthWindow, step.next)
+			healthWindow, healthWindow, step.next, e.connectRetries(us)-retried)
 	}
 }
 
