@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"errors"
 	"io"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -102,26 +104,74 @@ type otherSnapshot struct {
 	snap    *snapshot
 }
 
-// heldBody is the body of a request that may be sent to another endpoint if its connection
-// fails: the transport of a failed attempt closes the body, which must stay open for the
-// next one, and a body that was read from is no longer whole and cannot go again.
+// maxReplayBody is the most of a request body kept so that the request can be sent again.
+const maxReplayBody = 64 << 10
+
+// errBodyNotReplayable refuses to rewind a request body more of which was read than kept.
+var errBodyNotReplayable = errors.New("request body too large to send again")
+
+// heldBody is the body of a request that may be sent again when nothing of it reached the
+// upstream: to another endpoint after a connect failure (see RoundTrip), or by net/http on
+// another connection when a pooled one turns out closed before the request was written
+// (see reusedConn). It keeps what was read of the body, up to maxReplayBody, to send it
+// again from the start, and keeps the transport of a failed attempt from closing it.
+//
+// Reads come from one attempt at a time (net/http's write goroutine, which is done when a
+// failed attempt returns), and rewind comes between attempts, so kept and pos need no lock.
 type heldBody struct {
 	body io.ReadCloser
-	read atomic.Bool
+	// kept is what was read of the body while it fits in maxReplayBody (nil past it, with
+	// overflow set); pos is how much of it the current attempt has read.
+	kept     []byte
+	pos      int
+	overflow bool
+	// settled is set once the request can no longer be sent again: keeping stops.
+	settled atomic.Bool
 
 	mu sync.Mutex
 	// held defers Close until release; closeAsked records a Close deferred.
 	held, closeAsked bool
 }
 
-func newHeldBody(body io.ReadCloser) *heldBody { return &heldBody{body: body, held: true} }
-
-// Read reads the body, which is then no longer whole.
-func (b *heldBody) Read(p []byte) (int, error) {
-	if !b.read.Load() {
-		b.read.Store(true)
+// holdBody holds req's body, if it has one, and lets net/http rewind it (GetBody).
+func holdBody(req *http.Request) *heldBody {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
 	}
-	return b.body.Read(p)
+	b := &heldBody{body: req.Body, held: true}
+	req.Body = b
+	req.GetBody = func() (io.ReadCloser, error) {
+		if !b.rewind() {
+			return nil, errBodyNotReplayable
+		}
+		return b, nil
+	}
+	return b
+}
+
+// Read reads what an earlier attempt read again, then the rest of the body.
+func (b *heldBody) Read(p []byte) (int, error) {
+	if b.pos < len(b.kept) {
+		n := copy(p, b.kept[b.pos:])
+		b.pos += n
+		return n, nil
+	}
+	n, err := b.body.Read(p)
+	switch {
+	case b.overflow:
+	case b.settled.Load() || len(b.kept)+n > maxReplayBody:
+		b.kept, b.overflow = nil, true
+	default:
+		b.kept = append(b.kept, p[:n]...)
+		b.pos = len(b.kept)
+	}
+	return n, err
+}
+
+// rewind starts the body again, reporting false when it cannot.
+func (b *heldBody) rewind() bool {
+	b.pos = 0
+	return !b.overflow
 }
 
 // Close closes the body, or once released if it is held.
@@ -136,8 +186,9 @@ func (b *heldBody) Close() error {
 	return b.body.Close()
 }
 
-// release lets Close through, closing the body now if it was asked while held.
+// release settles the request: Close goes through, at once if it was asked while held.
 func (b *heldBody) release() {
+	b.settled.Store(true)
 	b.mu.Lock()
 	b.held = false
 	asked := b.closeAsked

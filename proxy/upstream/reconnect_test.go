@@ -1,12 +1,14 @@
 package upstream
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,6 +174,89 @@ func TestRoundTripReconnect(t *testing.T) {
 	}
 }
 
+// TestRoundTripClosedPooledConn stops an endpoint that holds a pooled connection of
+// net/http's and at once sends a POST, which net/http will not send twice once written: the
+// request's first write finds the connection closed and writes nothing (see reusedConn),
+// net/http sends it on a new connection, which is refused, and the request goes to the
+// other endpoint with its body whole. Without the check, net/http writes the POST to the
+// closed connection now and then, when its read goroutine has not noticed the close yet.
+func TestRoundTripClosedPooledConn(t *testing.T) {
+	var got atomic.Int64
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, _ := io.ReadAll(r.Body); string(b) == "payload" {
+			got.Add(1)
+		}
+	}))
+	t.Cleanup(live.Close)
+	for i := range 20 {
+		stopping := newBackend(t, "stopping")
+		m := newTestManager(t, Options{})
+		c := install(t, m, edsCluster("x"), assignment("x",
+			loc{zone: "us", eps: eps(stopping.addr())}, loc{zone: "eu", priority: 1, eps: eps(live.Listener.Addr().String())}))
+		if status, body, _, err := get(t, c, nil); err != nil || status != http.StatusOK || body != "stopping" {
+			t.Fatalf("round %d, before the stop: %d %q %v", i, status, body, err)
+		}
+		stopping.Close() // closes the pooled connection
+		req, err := http.NewRequest(http.MethodPost, "http://placeholder/", strings.NewReader("payload"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, _, err := c.RoundTrip(req, nil)
+		if err != nil {
+			t.Fatalf("round %d: POST after the stop: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if got.Load() != 20 {
+		t.Errorf("the live endpoint got %d POSTs with their body, want 20", got.Load())
+	}
+}
+
+// TestHeldBody sends a body again from its start, up to maxReplayBody of it, and defers
+// the transport's Close until the request is settled.
+func TestHeldBody(t *testing.T) {
+	closed := false
+	body := &closeFunc{Reader: strings.NewReader(strings.Repeat("x", 10)), close: func() { closed = true }}
+	req, err := http.NewRequest(http.MethodPost, "http://placeholder/", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := holdBody(req)
+	var first [4]byte
+	if n, _ := req.Body.Read(first[:]); n != 4 {
+		t.Fatalf("read %d bytes", n)
+	}
+	_ = req.Body.Close()
+	again, err := req.GetBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(again); string(b) != strings.Repeat("x", 10) || closed {
+		t.Errorf("rewound body %q (closed %v), want the whole body, still open", b, closed)
+	}
+	held.release()
+	if !closed {
+		t.Error("a Close asked while held was not done on release")
+	}
+
+	big := holdBody(httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("x", maxReplayBody+1))))
+	if n, _ := io.Copy(io.Discard, big); n != maxReplayBody+1 || big.rewind() {
+		t.Errorf("read %d bytes of a body past maxReplayBody, rewound %v; want all, false", n, big.rewind())
+	}
+}
+
+// closeFunc is a reader whose Close calls close.
+type closeFunc struct {
+	io.Reader
+	close func()
+}
+
+func (c *closeFunc) Close() error {
+	c.close()
+	return nil
+}
+
 // TestPickOther checks the endpoints a request goes to after failing to connect: another of
 // its priority level while the level has one, the next level's once none is left, and none
 // once all were tried.
@@ -192,5 +277,62 @@ func TestPickOther(t *testing.T) {
 				t.Fatalf("%s: after every endpoint, picked %s", pol.name, ep.addr)
 			}
 		}
+	}
+}
+
+// TestReusedConn checks the write check of net/http's pooled connections: a request that
+// starts on a connection the upstream closed writes nothing, and a connection upgraded by a
+// 101 answer is never checked (its peer may stop sending and still read).
+func TestReusedConn(t *testing.T) {
+	for _, tc := range []struct {
+		answer string
+		want   error
+	}{
+		{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", errPooledConnClosed},
+		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n", nil},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		received := make(chan string, 1)
+		go func() {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			b := make([]byte, 64)
+			n, _ := conn.Read(b)
+			_, _ = io.WriteString(conn, tc.answer)
+			_ = conn.(*net.TCPConn).CloseWrite() // stops sending, still reads
+			rest, _ := io.ReadAll(conn)
+			received <- string(b[:n]) + string(rest)
+		}()
+		socket, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := &reusedConn{Conn: socket, socket: socket}
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, len(tc.answer))
+		if _, err := io.ReadFull(conn, b); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, settle, "the upstream's end of sending to arrive", func() bool {
+			closed, _ := peekSocket(socket)
+			return closed
+		})
+		_, err = io.WriteString(conn, "next")
+		if !errors.Is(err, tc.want) {
+			t.Errorf("after %q and the upstream's close: write error %v, want %v", strings.Fields(tc.answer)[1], err, tc.want)
+		}
+		_ = socket.Close()
+		if got := <-received; (got == "GET / HTTP/1.1\r\n\r\nnext") != (tc.want == nil) {
+			t.Errorf("after %q the upstream received %q", strings.Fields(tc.answer)[1], got)
+		}
+		_ = ln.Close()
 	}
 }
