@@ -8,5 +8,10 @@ import "net"
 // when a request fails on it.
 func closedByPeer(net.Conn) bool { return false }
 
-// peekSocket cannot look into the socket here either.
-func peekSocket(net.Conn) (closed, pending bool) { return false, false }
+// peeker cannot look into sockets here either.
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return &peeker{} }
+
+// peek reports the connection open.
+func (*peeker) peek() (closed, pending bool) { return false, false }

@@ -313,7 +313,7 @@ func TestReusedConn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn := &reusedConn{Conn: socket, socket: socket}
+		conn := &reusedConn{Conn: socket, peer: newPeeker(socket)}
 		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -322,7 +322,7 @@ func TestReusedConn(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, settle, "the upstream's end of sending to arrive", func() bool {
-			closed, _ := peekSocket(socket)
+			closed, _ := newPeeker(socket).peek()
 			return closed
 		})
 		_, err = io.WriteString(conn, "next")
@@ -334,5 +334,20 @@ func TestReusedConn(t *testing.T) {
 			t.Errorf("after %q the upstream received %q", strings.Fields(tc.answer)[1], got)
 		}
 		_ = ln.Close()
+	}
+}
+
+// TestPeekDoesNotAllocate: net/http's pooled connections are looked into before each
+// request on them.
+func TestPeekDoesNotAllocate(t *testing.T) {
+	b := newBackend(t, "b")
+	conn, err := net.Dial("tcp", b.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	p := newPeeker(conn)
+	if allocs := testing.AllocsPerRun(100, func() { p.peek() }); allocs != 0 {
+		t.Errorf("%v allocations per peek", allocs)
 	}
 }

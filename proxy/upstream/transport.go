@@ -139,7 +139,7 @@ func newHTTPTransport(o transportOptions, cfg *tls.Config, dial func(context.Con
 			if tc, ok := conn.(*trackedConn); ok {
 				socket = tc.Conn
 			}
-			return &reusedConn{Conn: conn, socket: socket}, nil
+			return &reusedConn{Conn: conn, peer: newPeeker(socket)}, nil
 		},
 		MaxIdleConns:        o.maxIdle,
 		MaxIdleConnsPerHost: o.maxIdle,
@@ -216,7 +216,7 @@ var errPooledConnClosed = errors.New("the upstream closed the pooled connection"
 // carries another protocol, whose writes are never checked.
 type reusedConn struct {
 	net.Conn
-	socket net.Conn // the dialer's connection, which peekSocket looks into
+	peer *peeker // looks into the dialer's connection
 	// answered is set when a response was read since the last write: the next write
 	// starts a request on a reused connection. wrote is set by a write: the next bytes
 	// read start a response.
@@ -242,7 +242,7 @@ func (c *reusedConn) Read(p []byte) (int, error) {
 // closed.
 func (c *reusedConn) Write(p []byte) (int, error) {
 	if !c.upgraded.Load() && c.answered.Swap(false) {
-		if closed, _ := peekSocket(c.socket); closed {
+		if closed, _ := c.peer.peek(); closed {
 			return 0, errPooledConnClosed
 		}
 	}
