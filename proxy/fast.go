@@ -361,6 +361,7 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 	c.prepare(ex)
 
 	conn, err := c.send(&x, deadline)
+	ex.upstream = x.Endpoint().Address()
 	if err != nil {
 		x.End()
 		if errors.Is(err, errClientGone) {
@@ -419,10 +420,25 @@ func (c *fastConn) prepare(ex *exchange) {
 // send writes the request on a pooled connection, or on a new one when a pooled connection
 // turns out to have been closed by the upstream while idle: a request that can be sent twice
 // is resent when it fails on one before any answer; one that cannot is sent only on a pooled
-// connection that looks open first. It returns the connection with the response head read
-// into c.resp.
+// connection that looks open first. A new connection that cannot be made moves the request
+// to another endpoint (see upstream.Exchange.Conn). It returns the connection with the
+// response head read into c.resp.
 func (c *fastConn) send(x *upstream.Exchange, deadline time.Time) (*upstream.Conn, error) {
 	replayable := c.req.Body == http1.NoBody && idempotent(c.req.Method)
+	return sendHead(x, deadline, replayable, func(conn *upstream.Conn) error {
+		if err := c.writeRequest(conn); err != nil {
+			return err
+		}
+		return c.readResponseHead(conn)
+	})
+}
+
+// sendHead runs exchange (write a request, read its response head) on a connection of x,
+// for both fast paths. A reused connection that turns out closed, or fails as a stale one
+// does, is replaced by a fresh one when the request can be sent again (replayable); only a
+// reused connection goes round again, and the next is a new one unless the request moved to
+// another endpoint, which it does a bounded number of times.
+func sendHead(x *upstream.Exchange, deadline time.Time, replayable bool, exchange func(*upstream.Conn) error) (*upstream.Conn, error) {
 	for fresh := false; ; fresh = true {
 		conn, err := x.Conn(fresh)
 		if err != nil {
@@ -435,15 +451,11 @@ func (c *fastConn) send(x *upstream.Exchange, deadline time.Time) (*upstream.Con
 		if !deadline.IsZero() {
 			_ = conn.SetDeadline(deadline)
 		}
-		err = c.writeRequest(conn)
-		if err == nil {
-			err = c.readResponseHead(conn)
-		}
-		if err == nil {
+		if err = exchange(conn); err == nil {
 			return conn, nil
 		}
 		_ = conn.Close()
-		if errors.Is(err, errClientGone) || fresh || !conn.Reused || !replayable || !staleConn(err) {
+		if errors.Is(err, errClientGone) || !conn.Reused || !replayable || !staleConn(err) {
 			return nil, err
 		}
 	}

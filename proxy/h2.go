@@ -155,7 +155,7 @@ type codecStream struct {
 
 // send writes the request on a pooled connection and reads the response head into s.resp,
 // with the fast path's rules for a pooled connection the upstream closed while it was idle
-// (see fastConn.send): a request without a body that can be sent twice is resent once on a
+// (sendHead): a request without a body that can be sent twice is resent once on a
 // new connection; another one goes only on a pooled connection that looks open.
 //
 // The client resetting the stream cancels the request's context, which wakes the
@@ -163,32 +163,22 @@ type codecStream struct {
 // the upstream. The returned stop ends that watch; false means it fired.
 func (s *codecStream) send(x *upstream.Exchange, deadline time.Time) (*upstream.Conn, func() bool, error) {
 	replayable := s.r.ContentLength == 0 && idempotent(s.r.Method)
-	for fresh := false; ; fresh = true {
-		conn, err := x.Conn(fresh)
-		if err != nil {
-			return nil, nil, err
-		}
-		if conn.Reused && !replayable && conn.Closed() {
-			_ = conn.Close()
-			continue
-		}
-		if !deadline.IsZero() {
-			_ = conn.SetDeadline(deadline)
-		}
-		stop := context.AfterFunc(s.r.Context(), func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-		err = s.writeRequest(conn)
+	var stop func() bool
+	conn, err := sendHead(x, deadline, replayable, func(conn *upstream.Conn) error {
+		stop = context.AfterFunc(s.r.Context(), func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		err := s.writeRequest(conn)
 		if err == nil {
 			err = s.readResponseHead(conn)
 		}
-		if err == nil {
-			return conn, stop, nil
+		if err != nil {
+			stop()
+			if s.r.Context().Err() != nil {
+				return errors.Join(errClientGone, err)
+			}
 		}
-		stop()
-		_ = conn.Close()
-		if errors.Is(err, errClientGone) || s.r.Context().Err() != nil || fresh || !conn.Reused || !replayable || !staleConn(err) {
-			return nil, nil, err
-		}
-	}
+		return err
+	})
+	return conn, stop, err
 }
 
 // writeRequest writes the request head and body on conn.

@@ -3,6 +3,7 @@ package translator
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -76,21 +77,38 @@ func (idx *index) refreshBackend(b *ir.Backend) *ir.Backend {
 // unreachableClusters).
 func (idx *index) localities(target ir.Target) []*ir.Locality {
 	from := idx.clusters[target.From]
-	var out []*ir.Locality
+	type clusterEndpoints struct {
+		ci                     *clusterIndex
+		endpoints, terminating []*ir.Endpoint
+	}
+	var found []clusterEndpoints
+	anyReady := false
 	for _, name := range idx.targetClusters(target) {
 		ci := idx.clusters[name]
 		if !reachable(from, ci) {
 			continue
 		}
-		endpoints := ci.endpoints(nsName(target.Namespace, target.Name), int32(target.Port))
+		eps, terminating := ci.endpoints(nsName(target.Namespace, target.Name), int32(target.Port))
+		found = append(found, clusterEndpoints{ci, eps, terminating})
+		anyReady = anyReady || slices.ContainsFunc(eps, func(e *ir.Endpoint) bool { return e.Ready })
+	}
+	var out []*ir.Locality
+	for _, f := range found {
+		endpoints := f.endpoints
+		if !anyReady && len(f.terminating) > 0 {
+			// Nothing else is left: terminating endpoints that still serve take the
+			// traffic, as Kubernetes' own proxies do.
+			endpoints = slices.Concat(endpoints, f.terminating)
+			sortEndpoints(endpoints)
+		}
 		if len(endpoints) == 0 {
 			continue
 		}
 		out = append(out, &ir.Locality{
-			Cluster:   name,
-			Region:    ci.info.Region,
-			Zone:      ci.info.Zone,
-			Priority:  rawPriority(from, ci),
+			Cluster:   f.ci.info.Name,
+			Region:    f.ci.info.Region,
+			Zone:      f.ci.info.Zone,
+			Priority:  rawPriority(from, f.ci),
 			Weight:    uint32(len(endpoints)),
 			Endpoints: endpoints,
 		})
@@ -206,20 +224,24 @@ func rawPriority(from, to *clusterIndex) uint32 {
 // endpoints returns the endpoints of the port with the given number of Service svc in this
 // cluster, from its EndpointSlices, sorted by address then port. The slice port is the one
 // named like the Service port (both unnamed when the Service has a single unnamed port). Only
-// IPv4 and IPv6 slices count (FQDN endpoints are not supported); an endpoint is ready unless
-// its slice says it is not ready or terminating; an address listed by several slices (as while
-// slices are being replaced) counts once, ready if any of them says so.
-func (ci *clusterIndex) endpoints(svc types.NamespacedName, port int32) []*ir.Endpoint {
+// IPv4 and IPv6 slices count (FQDN endpoints are not supported).
+//
+// An endpoint is ready unless its slice says it is not ready or terminating. Terminating
+// endpoints that still serve are returned apart, ready, for when no endpoint of the backend
+// is (see localities); those that no longer serve are left out. An address listed by several
+// slices (as while slices are being replaced) counts once, in the best state any of them
+// gives it.
+func (ci *clusterIndex) endpoints(svc types.NamespacedName, port int32) (eps, terminating []*ir.Endpoint) {
 	sp := servicePort(ci.services[svc], port)
 	if sp == nil || !isTCP(sp) {
-		return nil
+		return nil, nil
 	}
 	type addrPort struct {
 		address string
 		port    uint32
 	}
-	seen := map[addrPort]*ir.Endpoint{}
-	var out []*ir.Endpoint
+	seen := map[addrPort]endpointState{}
+	var order []addrPort
 	for _, es := range ci.slices[svc] {
 		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
 			continue
@@ -234,23 +256,40 @@ func (ci *clusterIndex) endpoints(svc types.NamespacedName, port int32) []*ir.En
 				continue
 			}
 			key := addrPort{ep.Addresses[0], target}
-			ready := endpointReady(ep.Conditions)
-			if e := seen[key]; e != nil {
-				e.Ready = e.Ready || ready
-				continue
+			state := conditionsState(ep.Conditions)
+			old, known := seen[key]
+			if !known {
+				order = append(order, key)
 			}
-			e := &ir.Endpoint{Address: key.address, Port: key.port, Ready: ready}
-			seen[key] = e
-			out = append(out, e)
+			seen[key] = max(old, state)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Address != out[j].Address {
-			return out[i].Address < out[j].Address
+	for _, key := range order {
+		e := &ir.Endpoint{Address: key.address, Port: key.port}
+		switch seen[key] {
+		case endpointReady:
+			e.Ready = true
+			eps = append(eps, e)
+		case endpointNotReady:
+			eps = append(eps, e)
+		case endpointTerminating:
+			e.Ready = true
+			terminating = append(terminating, e)
 		}
-		return out[i].Port < out[j].Port
+	}
+	sortEndpoints(eps)
+	sortEndpoints(terminating)
+	return eps, terminating
+}
+
+// sortEndpoints sorts endpoints by address then port.
+func sortEndpoints(eps []*ir.Endpoint) {
+	sort.Slice(eps, func(i, j int) bool {
+		if eps[i].Address != eps[j].Address {
+			return eps[i].Address < eps[j].Address
+		}
+		return eps[i].Port < eps[j].Port
 	})
-	return out
 }
 
 // slicePort returns the port number of the EndpointSlice port named name ("" for unnamed).
@@ -267,8 +306,36 @@ func slicePort(es *discoveryv1.EndpointSlice, name string) (uint32, bool) {
 	return 0, false
 }
 
-// endpointReady reports whether an endpoint can take traffic: ready (an unknown readiness
-// counts as ready) and not terminating.
-func endpointReady(c discoveryv1.EndpointConditions) bool {
-	return (c.Ready == nil || *c.Ready) && (c.Terminating == nil || !*c.Terminating)
+// endpointState is what an endpoint's conditions allow, from worst to best.
+type endpointState uint8
+
+const (
+	// endpointGone: terminating and no longer serving; never used.
+	endpointGone endpointState = iota
+	// endpointNotReady: not ready (yet); sent as unhealthy, so that it counts against its
+	// locality's health.
+	endpointNotReady
+	// endpointTerminating: terminating but still serving; used only when nothing is ready.
+	endpointTerminating
+	endpointReady
+)
+
+// conditionsState reads an endpoint's conditions as Kubernetes defines them: an unknown
+// readiness is ready, an unknown serving defers to readiness, and a terminating endpoint is
+// never ready, only serving.
+func conditionsState(c discoveryv1.EndpointConditions) endpointState {
+	ready := c.Ready == nil || *c.Ready
+	serving := ready
+	if c.Serving != nil {
+		serving = *c.Serving
+	}
+	switch {
+	case c.Terminating != nil && *c.Terminating && serving:
+		return endpointTerminating
+	case c.Terminating != nil && *c.Terminating:
+		return endpointGone
+	case ready:
+		return endpointReady
+	}
+	return endpointNotReady
 }

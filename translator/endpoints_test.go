@@ -55,11 +55,12 @@ func TestEndpointSelection(t *testing.T) {
 		t.Fatalf("got %d localities, want 1", len(backend.Localities))
 	}
 	l := backend.Localities[0]
-	if l.Cluster != "us" || l.Region != "us-east" || l.Zone != "us-east-1a" || l.Priority != 0 || l.Weight != 6 {
-		t.Errorf("got locality %s %s/%s priority %d weight %d, want us us-east/us-east-1a priority 0 weight 6",
+	if l.Cluster != "us" || l.Region != "us-east" || l.Zone != "us-east-1a" || l.Priority != 0 || l.Weight != 5 {
+		t.Errorf("got locality %s %s/%s priority %d weight %d, want us us-east/us-east-1a priority 0 weight 5",
 			l.Cluster, l.Region, l.Zone, l.Priority, l.Weight)
 	}
-	want := "10.0.0.1:8080 10.0.0.10:8080 10.0.0.2:8080 10.0.0.3:8080 10.0.0.4:8080(not ready) fd00::1:8080"
+	// 10.0.0.4 is terminating, and others are ready: it is left out (TestTerminatingEndpoints).
+	want := "10.0.0.1:8080 10.0.0.10:8080 10.0.0.2:8080 10.0.0.3:8080 fd00::1:8080"
 	if got := formatEndpoints(l.Endpoints); got != want {
 		t.Errorf("got endpoints\n  %s\nwant\n  %s", got, want)
 	}
@@ -76,9 +77,96 @@ func TestEndpointSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Slice b has no metrics port, so 10.0.0.3 is not ready there.
-	want = "10.0.0.1:9091 10.0.0.10:9091 10.0.0.2:9091 10.0.0.3:9091(not ready) 10.0.0.4:9091(not ready) 10.0.0.9:9091"
+	want = "10.0.0.1:9091 10.0.0.10:9091 10.0.0.2:9091 10.0.0.3:9091(not ready) 10.0.0.9:9091"
 	if got := formatEndpoints(metrics.Localities[0].Endpoints); got != want {
 		t.Errorf("metrics port: got endpoints\n  %s\nwant\n  %s", got, want)
+	}
+}
+
+// TestTerminatingEndpoints checks Kubernetes' semantics of terminating endpoints: one that
+// still serves takes requests only when no endpoint of the backend, in any cluster, is
+// ready; one that no longer serves never does.
+func TestTerminatingEndpoints(t *testing.T) {
+	endpoint := func(addr string, c discoveryv1.EndpointConditions) discoveryv1.Endpoint {
+		e := testEndpoint(addr)
+		e.Conditions = c
+		return e
+	}
+	yes, no := testPtr(true), testPtr(false)
+	ready := discoveryv1.EndpointConditions{Ready: yes}
+	notReady := discoveryv1.EndpointConditions{Ready: no, Serving: no}
+	serving := discoveryv1.EndpointConditions{Ready: no, Serving: yes, Terminating: yes}
+	gone := discoveryv1.EndpointConditions{Ready: no, Serving: no, Terminating: yes}
+	// Before Kubernetes had the serving condition, readiness stood for it.
+	servingUnknown := discoveryv1.EndpointConditions{Ready: yes, Terminating: yes}
+	goneUnknown := discoveryv1.EndpointConditions{Ready: no, Terminating: yes}
+
+	exported := map[string]string{ExportLabel: "true"}
+	cluster := func(name, region string, eps ...discoveryv1.Endpoint) *ClusterResources {
+		return testCluster(Cluster{Name: name, Region: region, Network: "n"},
+			testService("default", "api", exported, testPort("http", 80, "")),
+			testSlice("default", "api", "api-1", "http", 8080, eps...))
+	}
+	tests := []struct {
+		name     string
+		clusters []*ClusterResources
+		// want is "cluster:priority:weight endpoints" per locality.
+		want string
+	}{
+		{
+			name: "ready endpoints left: terminating ones get nothing",
+			clusters: []*ClusterResources{cluster("us", "r1",
+				endpoint("10.0.0.1", ready), endpoint("10.0.0.2", serving), endpoint("10.0.0.3", gone),
+				endpoint("10.0.0.4", notReady), endpoint("10.0.0.5", servingUnknown), endpoint("10.0.0.6", goneUnknown))},
+			want: "us:0:2 10.0.0.1:8080 10.0.0.4:8080(not ready)",
+		},
+		{
+			name: "nothing ready: terminating ones that serve are the last resort",
+			clusters: []*ClusterResources{cluster("us", "r1",
+				endpoint("10.0.0.2", serving), endpoint("10.0.0.3", gone), endpoint("10.0.0.4", notReady),
+				endpoint("10.0.0.5", servingUnknown), endpoint("10.0.0.6", goneUnknown))},
+			want: "us:0:3 10.0.0.2:8080 10.0.0.4:8080(not ready) 10.0.0.5:8080",
+		},
+		{
+			name: "another cluster ready: failover, not the terminating endpoints",
+			clusters: []*ClusterResources{
+				cluster("us", "r1", endpoint("10.0.0.2", serving), endpoint("10.0.0.3", gone)),
+				cluster("eu", "r1", endpoint("10.1.0.1", ready)),
+			},
+			want: "eu:0:1 10.1.0.1:8080",
+		},
+		{
+			name: "no cluster ready: every cluster's terminating endpoints that serve",
+			clusters: []*ClusterResources{
+				cluster("us", "r1", endpoint("10.0.0.2", serving), endpoint("10.0.0.3", gone)),
+				cluster("eu", "r2", endpoint("10.1.0.1", serving), endpoint("10.1.0.2", notReady)),
+			},
+			want: "us:0:1 10.0.0.2:8080 eu:1:2 10.1.0.1:8080 10.1.0.2:8080(not ready)",
+		},
+		{
+			name: "a slice being replaced says ready: ready",
+			clusters: []*ClusterResources{testCluster(Cluster{Name: "us", Region: "r1", Network: "n"},
+				testService("default", "api", exported, testPort("http", 80, "")),
+				testSlice("default", "api", "api-1", "http", 8080, endpoint("10.0.0.1", serving), endpoint("10.0.0.2", ready)),
+				testSlice("default", "api", "api-2", "http", 8080, endpoint("10.0.0.1", ready), endpoint("10.0.0.2", gone)))},
+			want: "us:0:2 10.0.0.1:8080 10.0.0.2:8080",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTestTranslation(tc.clusters...)
+			b, err := resolveTestRef(tr, "us", "HTTPRoute", testImportRef("api", 80))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, l := range b.Localities {
+				got = append(got, formatLocalities([]*ir.Locality{l})+" "+formatEndpoints(l.Endpoints))
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, " "), tc.want)
+			}
+		})
 	}
 }
 

@@ -318,8 +318,9 @@ func mirrorPorts(ports []corev1.ServicePort) []corev1.ServicePort {
 }
 
 // mirrorSlice returns the mirror of EndpointSlice es for the mirror Service named mirror: its
-// ports (protocol spelled out) and its ready endpoints' addresses, without the node, zone and pod they name in the
-// source cluster. It is named "<mirror>-<8 hex digits of the SHA-256 of es's name>".
+// ports (protocol spelled out) and the addresses of its ready endpoints, and of those
+// terminating but still serving with their conditions, without the node, zone and pod they
+// name in the source cluster. It is named "<mirror>-<8 hex digits of the SHA-256 of es's name>".
 func mirrorSlice(es *discoveryv1.EndpointSlice, mirror string, mirrorLabels map[string]string) *discoveryv1.EndpointSlice {
 	labels := map[string]string{
 		discoveryv1.LabelServiceName: mirror,
@@ -345,15 +346,22 @@ func mirrorSlice(es *discoveryv1.EndpointSlice, mirror string, mirrorLabels map[
 		p.Protocol = ptr.To(cmp.Or(ptr.Deref(p.Protocol, ""), corev1.ProtocolTCP))
 		out.Ports = append(out.Ports, p)
 	}
-	ready := true
 	for _, ep := range es.Endpoints {
-		if len(ep.Addresses) == 0 || !endpointReady(ep.Conditions) {
+		if len(ep.Addresses) == 0 {
 			continue
 		}
-		out.Endpoints = append(out.Endpoints, discoveryv1.Endpoint{
-			Addresses:  slices.Clone(ep.Addresses),
-			Conditions: discoveryv1.EndpointConditions{Ready: &ready},
-		})
+		var conditions discoveryv1.EndpointConditions
+		switch conditionsState(ep.Conditions) {
+		case endpointReady:
+			conditions.Ready = ptr.To(true)
+		case endpointTerminating:
+			// Mirrored as it is, so that the cluster's own proxies use it only as they
+			// would the source cluster's: when no endpoint is ready.
+			conditions = discoveryv1.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
+		default:
+			continue
+		}
+		out.Endpoints = append(out.Endpoints, discoveryv1.Endpoint{Addresses: slices.Clone(ep.Addresses), Conditions: conditions})
 	}
 	slices.SortFunc(out.Endpoints, func(a, b discoveryv1.Endpoint) int { return cmp.Compare(a.Addresses[0], b.Addresses[0]) })
 	return out

@@ -66,6 +66,7 @@ type cluster struct {
 	gw      gwclient.Interface
 	mcs     mcsclient.Interface
 	gateway string // host:port of the Gateway's listener
+	admin   string // host:port of the Gateway's proxy's admin server
 }
 
 // env is the shared fleet: clusters, the built binary, the controller and the proxies.
@@ -200,8 +201,9 @@ func (e *env) stopController() {
 // startProxy runs `strait proxy` for cluster's Gateway web.
 func (e *env) startProxy(t *testing.T, cluster string, adminPort int) {
 	t.Helper()
+	e.clusters[cluster].admin = "127.0.0.1:" + strconv.Itoa(adminPort)
 	cmd := e.command(t, "proxy-"+cluster, "proxy", "--xds", e.xdsAddr, "--node", cluster+"/default/web",
-		"--admin", "127.0.0.1:"+strconv.Itoa(adminPort))
+		"--admin", e.clusters[cluster].admin)
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()

@@ -3,6 +3,7 @@ package multicluster
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,10 @@ const healthWindow = 200
 
 // testFailover: a route in us to the ServiceImport fo (exported by all three clusters, one
 // pod each) is served by us, then by eu (same region) once us has no pods, then by ap
-// (other region) once eu has none either.
+// (other region) once eu has none either. No request fails during a switch (from the scale
+// to 0 until the next tier's first answer) nor in the health window after it: a request
+// sent to the pod that just got SIGTERM, before the proxy knows, is refused there and goes
+// to the next tier (the proxy's reconnect to another endpoint).
 func (e *env) testFailover(t *testing.T) {
 	for _, m := range clusterMeta {
 		createEcho(t, e.clusters[m.name], "fo", 1, true)
@@ -54,6 +58,7 @@ func (e *env) testFailover(t *testing.T) {
 			from[r.Cluster]++
 			mu.Unlock()
 		})
+		retried := e.connectRetries(us)
 		began := time.Now()
 		scale(t, e.clusters[step.drained], "fo", 0)
 		scaled := time.Since(began)
@@ -67,9 +72,14 @@ func (e *env) testFailover(t *testing.T) {
 			}
 		}
 		mu.Unlock()
+		if failed != 0 {
+			t.Errorf("failover %s -> %s: %d of %d requests failed during the switch (scale to 0 until %s's first answer, %v; first: %v), want 0",
+				step.drained, step.next, failed, ok+failed, step.next, switched.Round(time.Millisecond), firstErr)
+		}
 		e.checkAllFrom(t, us, "failover.test", step.next, healthWindow)
-		t.Logf("failover %s -> %s: scaled to 0 in %v, switched after %v; %d requests during the switch, %d failed (first: %v); then %d of %d served by %s",
-			step.drained, step.next, scaled.Round(time.Millisecond), switched.Round(time.Millisecond), ok+failed, failed, firstErr, healthWindow, healthWindow, step.next)
+		t.Logf("failover %s -> %s: scaled to 0 in %v, switched after %v; %d requests during the switch, %d failed (first: %v); then %d of %d served by %s; %d requests in all sent to another endpoint after a refused connection",
+			step.drained, step.next, scaled.Round(time.Millisecond), switched.Round(time.Millisecond), ok+failed, failed, firstErr,
+			healthWindow, healthWindow, step.next, e.connectRetries(us)-retried)
 	}
 }
 
@@ -203,19 +213,39 @@ func (e *env) testFaults(t *testing.T) {
 
 // metric reads a sample of the controller's /metrics by its name and labels, "" when absent.
 func (e *env) metric(t *testing.T, sample string) string {
-	resp, err := e.client.Get("http://" + e.admin + "/metrics")
-	if err != nil {
-		return ""
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range e.metrics(e.admin) {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			return v
 		}
 	}
 	return ""
+}
+
+// metrics returns the lines of the /metrics page of the admin server at addr, none when it
+// does not answer.
+func (e *env) metrics(addr string) []string {
+	resp, err := e.client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil
+	}
+	return strings.Split(string(body), "\n")
+}
+
+// connectRetries sums strait_upstream_connect_retries_total over the clusters of c's proxy:
+// requests it sent to another endpoint after failing to connect.
+func (e *env) connectRetries(c *cluster) int {
+	n := 0
+	for _, line := range e.metrics(c.admin) {
+		if strings.HasPrefix(line, "strait_upstream_connect_retries_total{") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += int(v)
+		}
+	}
+	return n
 }

@@ -57,6 +57,7 @@ type clusterCounters struct {
 	responses         [6]atomic.Uint64
 	noHealthy         atomic.Uint64
 	connectFailures   atomic.Uint64
+	connectRetries    atomic.Uint64
 	overflow          overflow
 	ejections         [ejectReasons]atomic.Uint64
 	ejectionsOverflow atomic.Uint64

@@ -16,9 +16,11 @@ const connBufferSize = 4 << 10
 // breakers, load balancing and health accounting of RoundTrip, over the cluster's pool of
 // raw keep-alive connections. Every Exchange that Begin returns must End.
 type Exchange struct {
-	c   *Cluster
-	cfg *clusterConfig
-	ep  *Endpoint
+	c        *Cluster
+	cfg      *clusterConfig
+	ep       *Endpoint
+	deadline time.Time
+	tried    triedEndpoints
 }
 
 // Conn is a keep-alive HTTP/1.1 connection to an endpoint, with its buffers.
@@ -55,15 +57,35 @@ func (c *Cluster) Begin(deadline time.Time) (Exchange, error) {
 	if err != nil {
 		return Exchange{}, err
 	}
-	return Exchange{c: c, cfg: cfg, ep: ep}, nil
+	x := Exchange{c: c, cfg: cfg, ep: ep, deadline: deadline}
+	x.tried.add(ep)
+	return x, nil
 }
 
-// Endpoint returns the endpoint the request goes to.
+// Endpoint returns the endpoint the request goes to, which Conn may change.
 func (x *Exchange) Endpoint() *Endpoint { return x.ep }
 
 // Conn returns an idle connection to the endpoint, or with fresh a new one, dialed within
-// the cluster's connect timeout. A failure to connect is a connect error (see RoundTrip).
+// the cluster's connect timeout and the request's deadline. When the endpoint cannot be
+// connected to, the request moves to another endpoint of the cluster (up to 3 in all),
+// whose idle connection or a new one is returned: nothing of the request was sent yet. A
+// failure to connect to the last one is a connect error (see RoundTrip).
 func (x *Exchange) Conn(fresh bool) (*Conn, error) {
+	for {
+		conn, err := x.conn(fresh)
+		if err == nil || !IsConnectError(err) || (!x.deadline.IsZero() && !time.Now().Before(x.deadline)) {
+			return conn, err
+		}
+		next := x.c.reconnect(x.cfg, &x.tried, nil)
+		if next == nil {
+			return nil, err
+		}
+		x.ep, fresh = next, false
+	}
+}
+
+// conn returns an idle connection to the endpoint or, with fresh or without one, a new one.
+func (x *Exchange) conn(fresh bool) (*Conn, error) {
 	tr := x.cfg.transport
 	if !fresh {
 		if conn := tr.idle.get(x.ep.addr, tr.opts.idleTimeout); conn != nil {
@@ -72,6 +94,10 @@ func (x *Exchange) Conn(fresh bool) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), tr.opts.connectTimeout)
 	defer cancel()
+	if !x.deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, x.deadline)
+		defer cancel()
+	}
 	nc, err := x.c.dialPooled(ctx, x.ep.addr, false, 0)
 	if err != nil {
 		return nil, err
@@ -159,6 +185,18 @@ func (p *idlePool) put(conn *Conn, maxIdle int, timeout time.Duration) bool {
 	p.conns[conn.addr] = append(stack, conn)
 	p.n++
 	return true
+}
+
+// drop closes the idle connections to addr.
+func (p *idlePool) drop(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	stack := p.conns[addr]
+	for _, conn := range stack {
+		_ = conn.Close()
+	}
+	p.n -= len(stack)
+	delete(p.conns, addr)
 }
 
 // close closes every idle connection and refuses new ones.

@@ -23,6 +23,7 @@ var (
 	descOverflows       = desc("overflows_total", "Requests or connections refused by a circuit breaker.", "breaker")
 	descConnections     = desc("connections_active", "Open connections to endpoints (pool: HTTP; tcp: TCP routes).", "kind")
 	descConnectFailures = desc("connect_failures_total", "Failures to connect to an endpoint.")
+	descConnectRetries  = desc("connect_retries_total", "Requests sent to another endpoint after failing to connect.")
 	descEndpoints       = desc("endpoints", "Endpoints by availability (healthy, degraded, unhealthy).", "availability")
 	descEjections       = desc("ejections_total", "Endpoints ejected by outlier detection.", "reason")
 	descEjected         = desc("ejections_active", "Endpoints currently ejected.")
@@ -32,7 +33,7 @@ var (
 // Describe sends the descriptions of every upstream metric.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descRequestsActive, descRequestsPending, descNoHealthy,
-		descOverflows, descConnections, descConnectFailures, descEndpoints, descEjections, descEjected, descHealthChecks} {
+		descOverflows, descConnections, descConnectFailures, descConnectRetries, descEndpoints, descEjections, descEjected, descHealthChecks} {
 		ch <- d
 	}
 }
@@ -60,6 +61,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descConnections, s.ConnectionsActive, n, "pool")
 		gauge(descConnections, s.TCPConnectionsActive, n, "tcp")
 		counter(descConnectFailures, s.ConnectFailures, n)
+		counter(descConnectRetries, s.ConnectRetries, n)
 		byAvailability := map[string]int64{"healthy": 0, "degraded": 0, "unhealthy": 0}
 		var ejected int64
 		for _, ep := range s.Endpoints {

@@ -23,15 +23,17 @@ var (
 // circuit breakers (an overflow is an ErrOverflow) and feeds outlier detection with the
 // outcome, except when the request's context was canceled: a client that went away says
 // nothing about the upstream. The response body must be closed; a 101 Switching Protocols
-// response's body is an io.ReadWriteCloser. The endpoint is returned whenever one was tried.
+// response's body is an io.ReadWriteCloser. The endpoint is returned whenever one was tried:
+// as with Exchange.Conn, a request that cannot connect to its endpoint goes to another one
+// (up to 3 in all), whatever its method, unless more of its body was read than could be
+// kept.
 func (c *Cluster) RoundTrip(req *http.Request, hash *uint64) (*http.Response, *Endpoint, error) {
 	cfg, ep, err := c.begin(req.Context(), time.Time{}, hash)
 	if err != nil {
 		return nil, nil, err
 	}
 	h1 := !cfg.spec.transport.http2
-	req.URL.Scheme, req.URL.Host = cfg.transport.scheme, ep.addr
-	resp, err := cfg.transport.rt.RoundTrip(req)
+	resp, ep, err := c.roundTrip(cfg, ep, req, hash)
 	if err != nil {
 		c.finish(cfg.transport, ep, h1)
 		c.failed(errors.Is(req.Context().Err(), context.Canceled), cfg.spec.outlier, ep, err)
@@ -49,6 +51,48 @@ func (c *Cluster) RoundTrip(req *http.Request, hash *uint64) (*http.Response, *E
 		resp.Body = b
 	}
 	return resp, ep, nil
+}
+
+// roundTrip sends req to ep, or to other endpoints while it cannot connect (see reconnect),
+// and again when net/http says that nothing of it was written; it returns the endpoint of
+// the last try.
+func (c *Cluster) roundTrip(cfg *clusterConfig, ep *Endpoint, req *http.Request, hash *uint64) (*http.Response, *Endpoint, error) {
+	held := holdBody(req)
+	if held != nil {
+		defer held.release()
+	}
+	var tried triedEndpoints
+	tried.add(ep)
+	try := req
+	for resent := 0; ; {
+		try.URL.Scheme, try.URL.Host = cfg.transport.scheme, ep.addr
+		resp, err := cfg.transport.rt.RoundTrip(try)
+		connect := err != nil && IsConnectError(err)
+		again := err != nil && req.Context().Err() == nil && (connect || (closedIdle(err) && resent < maxEndpointsTried))
+		if !again || (held != nil && !held.rewind()) {
+			return resp, ep, err
+		}
+		if connect {
+			next := c.reconnect(cfg, &tried, hash)
+			if next == nil {
+				return nil, ep, err
+			}
+			ep = next
+		} else {
+			resent++
+		}
+		// The transport may keep a request it failed: the next try is a copy.
+		try = req.Clone(req.Context())
+	}
+}
+
+// closedIdle reports whether net/http failed a request because the upstream closed the
+// pooled connection it took before net/http wrote the request on it (its read goroutine saw
+// the connection end while it expected no response): nothing of the request was sent, but
+// net/http resends only GETs and the like itself. The error is not exported; its text is
+// net/http's errServerClosedIdle.
+func closedIdle(err error) bool {
+	return err.Error() == "http: server closed idle connection"
 }
 
 // begin takes a request's circuit breaker reservations (max_requests, and for HTTP/1.1 a

@@ -1,5 +1,7 @@
 package upstream
 
+import "sync/atomic"
+
 // snapshot is a cluster's load-balancing state for one membership and health: the priority
 // load and, per priority level, pickers over the endpoints each kind of load goes to. It is
 // built on every change and then only read (atomic counters aside), so requests pick without
@@ -8,6 +10,11 @@ type snapshot struct {
 	load   priorityLoad
 	levels []level
 	hashed bool
+	// spec and eps are what the snapshot was built from, for pickOther.
+	spec *clusterSpec
+	eps  []*Endpoint
+	// other caches the snapshot without one endpoint (see without).
+	other atomic.Pointer[otherSnapshot]
 }
 
 // level holds a priority level's sources; a source is nil when the load never reaches it.
@@ -62,7 +69,7 @@ func (s *snapshot) pick(hash *uint64) *Endpoint {
 // buildSnapshot computes the priority load of eps (the cluster's endpoints, in assignment
 // order) from their current health and builds the pickers the load can reach.
 func buildSnapshot(spec *clusterSpec, eps []*Endpoint) *snapshot {
-	s := &snapshot{hashed: spec.lb.hashed()}
+	s := &snapshot{hashed: spec.lb.hashed(), spec: spec, eps: eps}
 	var levels [][]*Endpoint
 	var avail [][]edsHealth
 	for _, ep := range eps {

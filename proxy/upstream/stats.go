@@ -18,6 +18,8 @@ type ClusterStats struct {
 	ConnectionsActive    int64  `json:"connectionsActive"`
 	TCPConnectionsActive int64  `json:"tcpConnectionsActive"`
 	ConnectFailures      uint64 `json:"connectFailures"`
+	// ConnectRetries counts requests sent to another endpoint after failing to connect.
+	ConnectRetries uint64 `json:"connectRetries"`
 	// Ejections counts enforced outlier ejections by reason.
 	Ejections          map[string]uint64 `json:"ejections,omitempty"`
 	EjectionsOverflow  uint64            `json:"ejectionsOverflow,omitempty"`
@@ -96,6 +98,7 @@ func (c *Cluster) Stats() ClusterStats {
 		ConnectionsActive:    c.connections.n.Load(),
 		TCPConnectionsActive: int64(c.tcp.open()),
 		ConnectFailures:      c.stats.connectFailures.Load(),
+		ConnectRetries:       c.stats.connectRetries.Load(),
 		EjectionsOverflow:    c.stats.ejectionsOverflow.Load(),
 		HealthChecksPassed:   c.stats.checksPassed.Load(),
 		HealthChecksFailed:   c.stats.checksFailed.Load(),

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -130,7 +131,15 @@ func newHTTPTransport(o transportOptions, cfg *tls.Config, dial func(context.Con
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, o.connectTimeout)
 			defer cancel()
-			return dial(ctx, addr)
+			conn, err := dial(ctx, addr)
+			if err != nil || o.http2 {
+				return conn, err
+			}
+			socket := conn
+			if tc, ok := conn.(*trackedConn); ok {
+				socket = tc.Conn
+			}
+			return &reusedConn{Conn: conn, peer: newPeeker(socket)}, nil
 		},
 		MaxIdleConns:        o.maxIdle,
 		MaxIdleConnsPerHost: o.maxIdle,
@@ -193,6 +202,53 @@ func (e *connectError) Error() string { return "connect: " + e.err.Error() }
 
 // Unwrap returns the cause.
 func (e *connectError) Unwrap() error { return e.err }
+
+// errPooledConnClosed fails a request's first write on a pooled connection that the
+// upstream has closed; nothing of the request was written.
+var errPooledConnClosed = errors.New("the upstream closed the pooled connection")
+
+// reusedConn is a plaintext HTTP/1.1 connection of net/http's pool. net/http finds out that
+// the upstream closed an idle connection in its read goroutine, which may not have run yet
+// when a request takes the connection: the first write of a request on a reused connection
+// looks at the socket first, and writes nothing if the upstream closed it. net/http then
+// sends the request again on another connection if its body can be rewound (see heldBody),
+// or fails it with nothing sent (see RoundTrip). A connection upgraded by a 101 answer
+// carries another protocol, whose writes are never checked.
+type reusedConn struct {
+	net.Conn
+	peer *peeker // looks into the dialer's connection
+	// answered is set when a response was read since the last write: the next write
+	// starts a request on a reused connection. wrote is set by a write: the next bytes
+	// read start a response.
+	answered, wrote, upgraded atomic.Bool
+}
+
+// switching starts a 101 answer, after which the connection is the upgraded protocol's.
+var switching = []byte("HTTP/1.1 101")
+
+// Read reads from the connection.
+func (c *reusedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		if c.wrote.Swap(false) && bytes.HasPrefix(p[:n], switching) {
+			c.upgraded.Store(true)
+		}
+		c.answered.Store(true)
+	}
+	return n, err
+}
+
+// Write writes to the connection, unless a request starts on a connection the upstream
+// closed.
+func (c *reusedConn) Write(p []byte) (int, error) {
+	if !c.upgraded.Load() && c.answered.Swap(false) {
+		if closed, _ := c.peer.peek(); closed {
+			return 0, errPooledConnClosed
+		}
+	}
+	c.wrote.Store(true)
+	return c.Conn.Write(p)
+}
 
 // trackedConn counts an open HTTP connection against its cluster until closed.
 type trackedConn struct {
