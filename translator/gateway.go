@@ -3,7 +3,6 @@ package translator
 import (
 	"crypto/tls"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -58,8 +57,8 @@ const (
 	kindGateway  = "Gateway"
 )
 
-// processGateways validates the Gateways of Strait's classes, their addresses and listeners,
-// in creation order so that the older of two conflicting Gateways keeps its port.
+// processGateways returns the Gateways of Strait's classes in creation order, so that the
+// older of two conflicting Gateways keeps its port and address.
 func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwapiv1.GatewayClass) []*gateway {
 	var out []*gateway
 	for _, obj := range ci.res.Gateways {
@@ -77,16 +76,12 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 	}
 	sort.SliceStable(out, func(i, j int) bool { return olderFirst(&out[i].obj.ObjectMeta, &out[j].obj.ObjectMeta) })
 
-	for _, gw := range out {
-		addrs, err := t.gatewayAddresses(gw.obj)
-		if err != nil {
-			setCondition(&gw.status.Conditions, gw.obj.Generation, string(gwapiv1.GatewayConditionAccepted), false,
-				string(gwapiv1.GatewayReasonUnsupportedAddress), err.Error())
-			setCondition(&gw.status.Conditions, gw.obj.Generation, string(gwapiv1.GatewayConditionProgrammed), false,
-				string(gwapiv1.GatewayReasonAddressNotUsable), err.Error())
-		} else {
-			gw.addresses = addrs
-		}
+	return out
+}
+
+// processListeners validates the listeners of each Gateway, once its addresses are known.
+func (t *translation) processListeners(ci *clusterIndex, gateways []*gateway) {
+	for _, gw := range gateways {
 		// Listener statuses are filled in place: allocate them all before taking pointers.
 		gw.status.Listeners = make([]gwapiv1.ListenerStatus, 0, len(gw.obj.Spec.Listeners))
 		for i := range gw.obj.Spec.Listeners {
@@ -94,27 +89,6 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 		}
 		markConflicts(gw.listeners)
 	}
-	return out
-}
-
-// gatewayAddresses returns the IPs the Gateway binds to: those of spec.addresses, or the
-// configured bind address when it names none.
-func (t *translation) gatewayAddresses(gw *gwapiv1.Gateway) ([]string, error) {
-	if len(gw.Spec.Addresses) == 0 {
-		return []string{t.bindAddress}, nil
-	}
-	var addrs []string
-	for _, a := range gw.Spec.Addresses {
-		if a.Type != nil && *a.Type != gwapiv1.IPAddressType {
-			return nil, fmt.Errorf("address type %q is not supported, only IPAddress", *a.Type)
-		}
-		ip, err := netip.ParseAddr(a.Value)
-		if err != nil {
-			return nil, fmt.Errorf("address %q is not an IP address", a.Value)
-		}
-		addrs = append(addrs, ip.String())
-	}
-	return addrs, nil
 }
 
 // listenerKinds are the route kinds each listener protocol serves.

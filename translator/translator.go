@@ -7,6 +7,7 @@ package translator
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 
 	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
@@ -41,8 +42,9 @@ type translation struct {
 	backends map[backendKey]*ir.Backend
 	// trafficPolicies caches translated BackendTrafficPolicies, which many backends share.
 	trafficPolicies map[*straitv1alpha1.BackendTrafficPolicy]*trafficPolicy
-	// bindAddress and sharedHost come from the Input.
+	// bindAddress, addressPool and sharedHost come from the Input.
 	bindAddress string
+	addressPool netip.Prefix
 	sharedHost  bool
 	// boundPorts maps "address:port" to the node id of the Gateway that binds it, on a shared
 	// host.
@@ -66,6 +68,7 @@ func Translate(in *Input) *Output {
 		trafficPolicies: map[*straitv1alpha1.BackendTrafficPolicy]*trafficPolicy{},
 
 		bindAddress: in.BindAddress,
+		addressPool: in.AddressPool,
 		sharedHost:  in.SharedHost,
 		boundPorts:  map[string]string{},
 	}
@@ -78,6 +81,10 @@ func Translate(in *Input) *Output {
 		ci := t.idx.clusters[name]
 		gateways[name] = t.processGateways(ci, t.processGatewayClasses(ci))
 		all = append(all, gateways[name]...)
+	}
+	t.assignAddresses(all)
+	for _, name := range t.idx.order {
+		t.processListeners(t.idx.clusters[name], gateways[name])
 	}
 	if t.sharedHost {
 		t.markPortsInUse(all)
