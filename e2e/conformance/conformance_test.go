@@ -39,6 +39,7 @@ import (
 	confv1 "sigs.k8s.io/gateway-api/conformance/apis/v1"
 	"sigs.k8s.io/gateway-api/conformance/tests"
 	"sigs.k8s.io/gateway-api/conformance/utils/config"
+	"sigs.k8s.io/gateway-api/conformance/utils/flags"
 	"sigs.k8s.io/gateway-api/conformance/utils/suite"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	"sigs.k8s.io/gateway-api/pkg/features"
@@ -49,16 +50,13 @@ import (
 	"github.com/strait-gw/strait/translator"
 )
 
+// The suite's own flags (-conformance-profiles, -run-test, -skip-tests, -supported-features,
+// -version, ...) apply over the defaults below; these are the harness's.
 var (
-	profilesFlag = flag.String("profiles", string(suite.GatewayHTTPConformanceProfileName),
-		"comma-separated conformance profiles to run")
 	coreOnly = flag.Bool("core-only", false,
 		"claim only the profiles' core features instead of the ones Strait's GatewayClass advertises")
 	reportDir = flag.String("report-dir", "",
 		"write the suite's ConformanceReport here, one file per profile (<profile>.yaml)")
-	runTest  = flag.String("run-test", "", "run only this conformance test (its short name)")
-	skipFlag = flag.String("skip", "", "comma-separated conformance tests to skip (for debugging only; never for a report)")
-	version  = flag.String("version", "dev", "Strait's version in the report")
 )
 
 const (
@@ -155,15 +153,19 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The suite counts as running until the cleanups Run registers are done, and cleanups
+	// run last first: this one, registered before, reports after them.
+	t.Cleanup(func() {
+		report, err := cSuite.Report()
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeReports(t, report)
+	})
 	cSuite.Setup(t, tests.ConformanceTests)
 	if err := cSuite.Run(t, tests.ConformanceTests); err != nil {
 		t.Fatal(err)
 	}
-	report, err := cSuite.Report()
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeReports(t, report)
 }
 
 // suiteOptions are the suite's options for the cluster: Strait's GatewayClass, the
@@ -185,13 +187,12 @@ func suiteOptions(t *testing.T, lc *localcluster.Cluster) suite.ConformanceOptio
 			CleanupBaseResources: true,
 			CleanupTestResources: true,
 			Mode:                 "default",
-			ConformanceProfiles:  suite.ParseConformanceProfilesSlice(*profilesFlag),
-			RunTest:              *runTest,
+			ConformanceProfiles:  []suite.ConformanceProfileName{suite.GatewayHTTPConformanceProfileName},
 			Implementation: confv1.Implementation{
 				Organization: "strait-gw",
 				Project:      "strait",
 				URL:          "https://github.com/strait-gw/strait",
-				Version:      *version,
+				Version:      "dev",
 				Contact:      []string{"https://github.com/strait-gw/strait/issues"},
 			},
 			UsableNetworkAddresses:   []gwapiv1.GatewaySpecAddress{{Type: ptr.To(gwapiv1.IPAddressType), Value: usableAddress}},
@@ -203,9 +204,7 @@ func suiteOptions(t *testing.T, lc *localcluster.Cluster) suite.ConformanceOptio
 		ManifestFS: []fs.FS{&gwconformance.Manifests},
 	}
 	opts.TimeoutConfig = config.DefaultTimeoutConfig()
-	if *skipFlag != "" {
-		opts.SkipTests = strings.Split(*skipFlag, ",")
-	}
+	flags.ApplyAll(&opts.ConfigurableOptions)
 	if *coreOnly {
 		// The core features of every profile run; the suite adds them itself, so an empty
 		// list of extended features is enough. Without it the suite reads the features
