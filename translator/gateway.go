@@ -124,7 +124,11 @@ func (t *translation) processListener(ci *clusterIndex, gw *gateway, spec *gwapi
 		if err := t.listenerTLS(ci, gw, l); err != nil {
 			l.ok = false
 			if err.Type == string(gwapiv1.ListenerConditionAccepted) {
+				// A listener that is not accepted serves no route kind
+				// (conformance test TLSRouteListenerTerminateNotSupported).
 				accepted = false
+				l.kinds = []gwapiv1.RouteGroupKind{}
+				l.status.SupportedKinds = l.kinds
 			} else {
 				resolved = false
 			}
