@@ -32,6 +32,14 @@ func poolGateway(name string, age int, spec []gwapiv1.GatewaySpecAddress, report
 	return gw
 }
 
+// straitClass is the GatewayClass strait of Strait's controller.
+func straitClass() []*gwapiv1.GatewayClass {
+	return []*gwapiv1.GatewayClass{{
+		ObjectMeta: metav1.ObjectMeta{Name: "strait"},
+		Spec:       gwapiv1.GatewayClassSpec{ControllerName: translator.ControllerName},
+	}}
+}
+
 func ipAddress(ip string) gwapiv1.GatewaySpecAddress {
 	return gwapiv1.GatewaySpecAddress{Type: ptr.To(gwapiv1.IPAddressType), Value: ip}
 }
@@ -103,12 +111,9 @@ func TestAddressPool(t *testing.T) {
 				BindAddress: "0.0.0.0",
 				AddressPool: netip.MustParsePrefix(tc.pool),
 				Clusters: []*translator.ClusterResources{{
-					Cluster: translator.Cluster{Name: "us"},
-					GatewayClasses: []*gwapiv1.GatewayClass{{
-						ObjectMeta: metav1.ObjectMeta{Name: "strait"},
-						Spec:       gwapiv1.GatewayClassSpec{ControllerName: translator.ControllerName},
-					}},
-					Gateways: tc.gateways,
+					Cluster:        translator.Cluster{Name: "us"},
+					GatewayClasses: straitClass(),
+					Gateways:       tc.gateways,
 				}},
 			}
 			out := translator.Translate(in)

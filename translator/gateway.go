@@ -70,7 +70,7 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 			key:     nsName(obj.Namespace, obj.Name),
 			cluster: ci.info.Name,
 			node:    ci.info.Name + "/" + obj.Namespace + "/" + obj.Name,
-			status:  statusOf[gwapiv1.GatewayStatus](t, ci.info.Name, kindGateway, obj.Namespace, obj.Name),
+			status:  statusOf[gwapiv1.GatewayStatus](t, ci.info.Name, kindGateway, obj),
 		}
 		out = append(out, gw)
 	}

@@ -10,6 +10,9 @@ import (
 	"net/netip"
 	"sort"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
 	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/translator/ir"
 )
@@ -30,7 +33,10 @@ type Status struct {
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name"`
-	Status    any    `json:"status"`
+	// UID is the object's metadata.uid: an object deleted and created again under the same
+	// name is another object, whose status must be written even when it equals the old one's.
+	UID    types.UID `json:"uid,omitempty"`
+	Status any       `json:"status"`
 }
 
 // translation is the state of one Translate call.
@@ -107,11 +113,11 @@ func Translate(in *Input) *Output {
 
 // statusOf returns the status of an object, of type T, creating it on first use. Each kind
 // has one status type, so T is always the type the entry was created with.
-func statusOf[T any](t *translation, cluster, kind, namespace, name string) *T {
-	key := statusKey{cluster, kind, namespace, name}
+func statusOf[T any](t *translation, cluster, kind string, obj metav1.Object) *T {
+	key := statusKey{cluster, kind, obj.GetNamespace(), obj.GetName()}
 	s := t.statuses[key]
 	if s == nil {
-		s = &Status{Cluster: cluster, Kind: kind, Namespace: namespace, Name: name, Status: new(T)}
+		s = &Status{Cluster: cluster, Kind: kind, Namespace: key.namespace, Name: key.name, UID: obj.GetUID(), Status: new(T)}
 		t.statuses[key] = s
 	}
 	st, ok := s.Status.(*T)
