@@ -131,6 +131,22 @@ e2e: ## End-to-end tests under e2e/ (skipped when e2e/ does not exist yet).
 	@if [[ ! -d e2e ]]; then echo "e2e: no e2e/ directory yet; nothing to run"; exit 0; fi; \
 	set -x; $(GO) test -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./e2e/...
 
+##@ Conformance
+
+CONFORMANCE_PROFILES ?= GATEWAY-HTTP,GATEWAY-GRPC,GATEWAY-TLS,GATEWAY-TCP
+CONFORMANCE_FLAGS    ?=
+# The harness is a module of its own (e2e/conformance/go.mod), which ./... leaves out.
+CONFORMANCE_TEST     := cd e2e/conformance && $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run TestConformance
+
+.PHONY: conformance
+conformance: ## Gateway API conformance suite (as root): every claimed feature; reports in docs/conformance/.
+	$(CONFORMANCE_TEST) -v . -args -conformance-profiles $(CONFORMANCE_PROFILES) \
+		-report-dir $(CURDIR)/docs/conformance -version $(VERSION) $(CONFORMANCE_FLAGS)
+
+.PHONY: conformance-core
+conformance-core: ## Gateway API conformance, GATEWAY-HTTP core features only (as root).
+	$(CONFORMANCE_TEST) . -args -core-only $(CONFORMANCE_FLAGS)
+
 ##@ Tools and housekeeping
 
 CLUSTERS ?= us,eu,ap
