@@ -91,12 +91,14 @@ fmt-check: ## Fail if any Go file is not gofmt-formatted.
 	fi
 
 .PHONY: vet
-vet: ## go vet.
+vet: ## go vet (and the conformance harness, a module of its own).
 	$(GO) vet $(PKGS)
+	cd e2e/conformance && $(GO) vet ./...
 
 .PHONY: lint
 lint: ## golangci-lint (config: .golangci.yml; tool pinned in hack/tools/go.mod).
 	$(LINT) run $(PKGS)
+	cd e2e/conformance && $(GO) tool -modfile=../../$(TOOLS_MOD) golangci-lint run ./...
 
 .PHONY: lint-fix
 lint-fix: ## golangci-lint with automatic fixes.

@@ -12,8 +12,8 @@ package conformance
 import (
 	"context"
 	"flag"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -270,15 +270,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	// All stay open until every port is picked, so that no two are the same.
 	var ports []int
+	var listeners []net.Listener
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer func() { _ = l.Close() }()
+		listeners = append(listeners, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range listeners {
+		_ = l.Close()
 	}
 	return ports
 }
-
