@@ -1,8 +1,10 @@
 package translator
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -21,8 +23,8 @@ var errAddressNotUsable = errors.New("address not usable")
 // IPAM would give them: spec.addresses must be free IPs of the pool, and a Gateway that
 // names none gets one. To keep that IP stable across translations (a deleted Gateway must
 // not shift the others), a Gateway keeps the pool IP its status already reports, if no
-// older Gateway holds it; the others get the lowest free IP. The translator stays pure:
-// the status it reads is part of its input.
+// older Gateway holds it; the others get a free IP found from a hash of their node id
+// (freePoolAddress). The translator stays pure: the status it reads is part of its input.
 func (t *translation) assignAddresses(gws []*gateway) {
 	taken := map[netip.Addr]bool{}
 	var unnamed []*gateway
@@ -57,24 +59,63 @@ func (t *translation) assignAddresses(gws []*gateway) {
 		}
 		rest = append(rest, gw)
 	}
-	next := t.addressPool.Masked().Addr()
-	if t.addressPool.Bits() < next.BitLen()-1 {
-		next = next.Next() // the network address of a /30 or larger pool is not handed out
-	}
 	for _, gw := range rest {
-		for t.addressPool.Contains(next) && taken[next] {
-			next = next.Next()
-		}
-		if !t.addressPool.Contains(next) {
+		ip, ok := t.freePoolAddress(gw.node, taken)
+		if !ok {
 			setCondition(&gw.status.Conditions, gw.obj.Generation, string(gwapiv1.GatewayConditionAccepted), true,
 				string(gwapiv1.GatewayReasonAccepted), "Gateway is accepted")
 			setCondition(&gw.status.Conditions, gw.obj.Generation, string(gwapiv1.GatewayConditionProgrammed), false,
 				string(gwapiv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("no free IP left in the address pool %s", t.addressPool))
 			continue
 		}
-		taken[next] = true
-		gw.addresses = []string{next.String()}
+		taken[ip] = true
+		gw.addresses = []string{ip.String()}
 	}
+}
+
+// freePoolAddress picks a free IP of the pool for the Gateway of proxy node node: the first
+// free one from a place that hashes the node id. Starting from the hash rather than from the
+// pool's first IP keeps a Gateway's IP from depending on which other Gateways exist: when an
+// older Gateway goes away before this one's status (which makes its IP sticky) has been read
+// back, this one still gets the same IP unless the two had collided. The network address of
+// a pool larger than /31 (offset 0) is not handed out.
+func (t *translation) freePoolAddress(node string, taken map[netip.Addr]bool) (netip.Addr, bool) {
+	base := t.addressPool.Masked().Addr()
+	hostBits := base.BitLen() - t.addressPool.Bits()
+	size := uint64(1) << min(hostBits, 32) // a larger IPv6 pool uses its first 2^32 IPs
+	first := uint64(0)
+	if hostBits > 1 {
+		first = 1
+	}
+	usable := size - first
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(node))
+	start := h.Sum64() % usable
+	// At most len(taken) IPs of the pool are taken, so a free one is found within
+	// len(taken)+1 tries, if the pool has one.
+	for i := range min(usable, uint64(len(taken))+1) {
+		ip := addrAt(base, first+(start+i)%usable)
+		if !taken[ip] {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// addrAt returns base plus offset.
+func addrAt(base netip.Addr, offset uint64) netip.Addr {
+	b := base.As16()
+	lo := binary.BigEndian.Uint64(b[8:])
+	sum := lo + offset
+	binary.BigEndian.PutUint64(b[8:], sum)
+	if sum < lo { // carry into the high half
+		binary.BigEndian.PutUint64(b[:8], binary.BigEndian.Uint64(b[:8])+1)
+	}
+	ip := netip.AddrFrom16(b)
+	if base.Is4() {
+		return ip.Unmap()
+	}
+	return ip
 }
 
 // specAddresses validates a Gateway's spec.addresses: IPs only, and with an address pool,

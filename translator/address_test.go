@@ -3,6 +3,7 @@ package translator_test
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,7 @@ func ipAddress(ip string) gwapiv1.GatewaySpecAddress {
 func TestAddressPool(t *testing.T) {
 	type want struct {
 		addrs               []string // status.addresses and the proxy's listener addresses
+		dynamic             bool     // instead of addrs: one free IP of the pool, not its network address
 		accepted            bool
 		programmedReason    string
 		acceptedReasonFalse string
@@ -60,12 +62,12 @@ func TestAddressPool(t *testing.T) {
 		gateways []*gwapiv1.Gateway
 		want     map[string]want
 	}{{
-		name:     "lowest free IPs, oldest first, network address skipped",
+		name:     "free IPs of the pool",
 		pool:     "127.0.20.0/24",
 		gateways: []*gwapiv1.Gateway{poolGateway("b", 2, nil), poolGateway("a", 1, nil)},
 		want: map[string]want{
-			"a": {addrs: []string{"127.0.20.1"}, accepted: true, programmedReason: programmed},
-			"b": {addrs: []string{"127.0.20.2"}, accepted: true, programmedReason: programmed},
+			"a": {dynamic: true, accepted: true, programmedReason: programmed},
+			"b": {dynamic: true, accepted: true, programmedReason: programmed},
 		},
 	}, {
 		name: "a Gateway keeps the pool IP its status reports; others go around it",
@@ -74,9 +76,9 @@ func TestAddressPool(t *testing.T) {
 			poolGateway("a", 1, nil), poolGateway("b", 2, nil, "127.0.20.1"), poolGateway("c", 3, nil, "10.0.0.1"),
 		},
 		want: map[string]want{
-			"a": {addrs: []string{"127.0.20.2"}, accepted: true, programmedReason: programmed},
+			"a": {dynamic: true, accepted: true, programmedReason: programmed},
 			"b": {addrs: []string{"127.0.20.1"}, accepted: true, programmedReason: programmed},
-			"c": {addrs: []string{"127.0.20.3"}, accepted: true, programmedReason: programmed},
+			"c": {dynamic: true, accepted: true, programmedReason: programmed},
 		},
 	}, {
 		name: "spec addresses must be free pool IPs",
@@ -93,15 +95,15 @@ func TestAddressPool(t *testing.T) {
 			"outside":  {accepted: true, programmedReason: string(gwapiv1.GatewayReasonAddressNotUsable)},
 			"taken":    {accepted: true, programmedReason: string(gwapiv1.GatewayReasonAddressNotUsable)},
 			"hostname": {acceptedReasonFalse: string(gwapiv1.GatewayReasonUnsupportedAddress), programmedReason: string(gwapiv1.GatewayReasonAddressNotUsable)},
-			"dynamic":  {addrs: []string{"127.0.20.2"}, accepted: true, programmedReason: programmed},
+			"dynamic":  {dynamic: true, accepted: true, programmedReason: programmed},
 		},
 	}, {
 		name:     "an exhausted pool assigns nothing",
 		pool:     "127.0.20.4/31",
 		gateways: []*gwapiv1.Gateway{poolGateway("a", 1, nil), poolGateway("b", 2, nil), poolGateway("c", 3, nil)},
 		want: map[string]want{
-			"a": {addrs: []string{"127.0.20.4"}, accepted: true, programmedReason: programmed},
-			"b": {addrs: []string{"127.0.20.5"}, accepted: true, programmedReason: programmed},
+			"a": {dynamic: true, accepted: true, programmedReason: programmed},
+			"b": {dynamic: true, accepted: true, programmedReason: programmed},
 			"c": {accepted: true, programmedReason: string(gwapiv1.GatewayReasonAddressNotAssigned)},
 		},
 	}}
@@ -124,6 +126,7 @@ func TestAddressPool(t *testing.T) {
 				}
 			}
 			seen := 0
+			used := map[netip.Addr]bool{} // by the Gateways checked so far
 			for _, s := range out.Statuses {
 				if s.Kind != "Gateway" {
 					continue
@@ -135,8 +138,20 @@ func TestAddressPool(t *testing.T) {
 				for _, a := range st.Addresses {
 					got = append(got, a.Value)
 				}
-				if !slices.Equal(got, w.addrs) || !slices.Equal(listenerAddrs["us/default/"+s.Name], w.addrs) {
-					t.Errorf("%s: status addresses %v, listener addresses %v, want %v", s.Name, got, listenerAddrs["us/default/"+s.Name], w.addrs)
+				listening := listenerAddrs["us/default/"+s.Name]
+				switch {
+				case w.dynamic:
+					pool := netip.MustParsePrefix(tc.pool)
+					ip, err := netip.ParseAddr(strings.Join(got, ","))
+					if err != nil || !pool.Contains(ip) || (pool.Bits() < 31 && ip == pool.Addr()) || used[ip] || !slices.Equal(listening, got) {
+						t.Errorf("%s: status addresses %v, listener addresses %v, want one free IP of %s", s.Name, got, listening, pool)
+					}
+					used[ip] = true
+				case !slices.Equal(got, w.addrs) || !slices.Equal(listening, w.addrs):
+					t.Errorf("%s: status addresses %v, listener addresses %v, want %v", s.Name, got, listening, w.addrs)
+				}
+				for _, a := range got {
+					used[netip.MustParseAddr(a)] = true
 				}
 				acc := meta.FindStatusCondition(st.Conditions, string(gwapiv1.GatewayConditionAccepted))
 				if acc == nil || (acc.Status == metav1.ConditionTrue) != w.accepted || (!w.accepted && acc.Reason != w.acceptedReasonFalse) {
@@ -151,5 +166,33 @@ func TestAddressPool(t *testing.T) {
 				t.Errorf("%d Gateway statuses, want %d", seen, len(tc.want))
 			}
 		})
+	}
+}
+
+// TestAddressPoolStable checks that a Gateway whose status does not yet report its IP keeps
+// it when another Gateway goes away: IPs are found from a hash of the node id, not in order.
+func TestAddressPoolStable(t *testing.T) {
+	translate := func(gws ...*gwapiv1.Gateway) map[string]string {
+		out := translator.Translate(&translator.Input{
+			AddressPool: netip.MustParsePrefix("127.20.0.0/16"),
+			Clusters: []*translator.ClusterResources{{
+				Cluster: translator.Cluster{Name: "us"}, GatewayClasses: straitClass(), Gateways: gws,
+			}},
+		})
+		addrs := map[string]string{}
+		for _, p := range out.Proxies {
+			addrs[p.Node] = p.Listeners[0].Address
+		}
+		return addrs
+	}
+	all := translate(poolGateway("a", 1, nil), poolGateway("b", 2, nil), poolGateway("c", 3, nil))
+	if len(all) != 3 || all["us/default/a"] == all["us/default/b"] || all["us/default/b"] == all["us/default/c"] || all["us/default/a"] == all["us/default/c"] {
+		t.Fatalf("addresses %v, want three different ones", all)
+	}
+	without := translate(poolGateway("b", 2, nil), poolGateway("c", 3, nil))
+	for _, node := range []string{"us/default/b", "us/default/c"} {
+		if without[node] != all[node] {
+			t.Errorf("%s moved from %s to %s when a went away", node, all[node], without[node])
+		}
 	}
 }
