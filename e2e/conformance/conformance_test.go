@@ -70,8 +70,8 @@ const (
 	// addressPool is where the controller gives each Gateway a loopback IP of its own.
 	// usableAddress is a free IP of it for GatewayStaticAddresses; unusableAddress is
 	// outside it.
-	addressPool     = "127.0.20.0/24"
-	usableAddress   = "127.0.20.250"
+	addressPool     = "127.20.0.0/16"
+	usableAddress   = "127.20.255.250"
 	unusableAddress = "192.0.2.1"
 	// readyImage is the suite's coredns image: its pod only needs to be Ready (no test of the
 	// profiles run here sends it traffic).
