@@ -64,13 +64,14 @@ docker: ## Build the container image strait:$$VERSION (needs a Docker engine).
 
 # The one command CI runs. The steps run in sequence, fail fast, and end with go test's summary.
 .PHONY: test
-test: ## CI: deps, kube binaries, gofmt check, vet, lint, then race-enabled unit tests.
+test: ## CI: deps, kube binaries, gofmt check, vet, lint, race-enabled unit tests, GATEWAY-HTTP core conformance.
 	$(MAKE) deps
 	$(MAKE) kube
 	$(MAKE) fmt-check
 	$(MAKE) vet
 	$(MAKE) lint
 	$(MAKE) unit
+	$(MAKE) conformance-core
 
 .PHONY: deps
 deps: ## Install the Debian packages the build and tests need (only when missing).
