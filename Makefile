@@ -64,13 +64,14 @@ docker: ## Build the container image strait:$$VERSION (needs a Docker engine).
 
 # The one command CI runs. The steps run in sequence, fail fast, and end with go test's summary.
 .PHONY: test
-test: ## CI: deps, kube binaries, gofmt check, vet, lint, then race-enabled unit tests.
+test: ## CI: deps, kube binaries, gofmt check, vet, lint, race-enabled unit tests, GATEWAY-HTTP core conformance.
 	$(MAKE) deps
 	$(MAKE) kube
 	$(MAKE) fmt-check
 	$(MAKE) vet
 	$(MAKE) lint
 	$(MAKE) unit
+	$(MAKE) conformance-core
 
 .PHONY: deps
 deps: ## Install the Debian packages the build and tests need (only when missing).
@@ -91,12 +92,14 @@ fmt-check: ## Fail if any Go file is not gofmt-formatted.
 	fi
 
 .PHONY: vet
-vet: ## go vet.
+vet: ## go vet (and the conformance harness, a module of its own).
 	$(GO) vet $(PKGS)
+	cd e2e/conformance && $(GO) vet ./...
 
 .PHONY: lint
 lint: ## golangci-lint (config: .golangci.yml; tool pinned in hack/tools/go.mod).
 	$(LINT) run $(PKGS)
+	cd e2e/conformance && $(GO) tool -modfile=../../$(TOOLS_MOD) golangci-lint run ./...
 
 .PHONY: lint-fix
 lint-fix: ## golangci-lint with automatic fixes.
@@ -130,6 +133,22 @@ bench-proxy: ## Proxy benchmark: Strait vs HAProxy, nginx, Go ReverseProxy and d
 e2e: ## End-to-end tests under e2e/ (skipped when e2e/ does not exist yet).
 	@if [[ ! -d e2e ]]; then echo "e2e: no e2e/ directory yet; nothing to run"; exit 0; fi; \
 	set -x; $(GO) test -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./e2e/...
+
+##@ Conformance
+
+CONFORMANCE_PROFILES ?= GATEWAY-HTTP,GATEWAY-GRPC,GATEWAY-TLS,GATEWAY-TCP
+CONFORMANCE_FLAGS    ?=
+# The harness is a module of its own (e2e/conformance/go.mod), which ./... leaves out.
+CONFORMANCE_TEST     := cd e2e/conformance && $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run TestConformance
+
+.PHONY: conformance
+conformance: ## Gateway API conformance suite (as root): every claimed feature; reports in docs/conformance/.
+	$(CONFORMANCE_TEST) -v . -args -conformance-profiles $(CONFORMANCE_PROFILES) \
+		-report-dir $(CURDIR)/docs/conformance -version $(VERSION) $(CONFORMANCE_FLAGS)
+
+.PHONY: conformance-core
+conformance-core: ## Gateway API conformance, GATEWAY-HTTP core features only (as root).
+	$(CONFORMANCE_TEST) . -args -core-only $(CONFORMANCE_FLAGS)
 
 ##@ Tools and housekeeping
 

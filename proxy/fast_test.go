@@ -258,7 +258,7 @@ func TestFastPathForwarding(t *testing.T) {
 	if tp := r.Header.Get("Traceparent"); !strings.HasPrefix(tp, "00-0af7651916cd43dd8448eb211c80319c-") || strings.Contains(tp, "b7ad6b7169203331") {
 		t.Errorf("traceparent %q: want the same trace with the proxy's span", tp)
 	}
-	if r.Host != "web.example" || r.RequestURI != "/p?q=1" {
+	if r.Host != "web.example:8080" || r.RequestURI != "/p?q=1" { // the Host as the client sent it
 		t.Errorf("upstream got Host %q target %q", r.Host, r.RequestURI)
 	}
 	if resp.Header.Get("X-Hop") != "" || resp.Header.Get("Keep-Alive") != "" {

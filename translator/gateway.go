@@ -58,8 +58,8 @@ const (
 	kindGateway  = "Gateway"
 )
 
-// processGateways validates the Gateways of Strait's classes, their addresses and listeners,
-// in creation order so that the older of two conflicting Gateways keeps its port.
+// processGateways returns the Gateways of Strait's classes in creation order, so that the
+// older of two conflicting Gateways keeps its port and address.
 func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwapiv1.GatewayClass) []*gateway {
 	var out []*gateway
 	for _, obj := range ci.res.Gateways {
@@ -71,22 +71,18 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 			key:     nsName(obj.Namespace, obj.Name),
 			cluster: ci.info.Name,
 			node:    ci.info.Name + "/" + obj.Namespace + "/" + obj.Name,
-			status:  statusOf[gwapiv1.GatewayStatus](t, ci.info.Name, kindGateway, obj.Namespace, obj.Name),
+			status:  statusOf[gwapiv1.GatewayStatus](t, ci.info.Name, kindGateway, obj),
 		}
 		out = append(out, gw)
 	}
 	slices.SortStableFunc(out, func(a, b *gateway) int { return compareAge(a.obj, b.obj) })
 
-	for _, gw := range out {
-		addrs, err := t.gatewayAddresses(gw.obj)
-		if err != nil {
-			setCondition(&gw.status.Conditions, gw.obj.Generation, string(gwapiv1.GatewayConditionAccepted), false,
-				string(gwapiv1.GatewayReasonUnsupportedAddress), err.Error())
-			setCondition(&gw.status.Conditions, gw.obj.Generation, string(gwapiv1.GatewayConditionProgrammed), false,
-				string(gwapiv1.GatewayReasonAddressNotUsable), err.Error())
-		} else {
-			gw.addresses = addrs
-		}
+	return out
+}
+
+// processListeners validates the listeners of each Gateway, once its addresses are known.
+func (t *translation) processListeners(ci *clusterIndex, gateways []*gateway) {
+	for _, gw := range gateways {
 		// Listener statuses are filled in place: allocate them all before taking pointers.
 		gw.status.Listeners = make([]gwapiv1.ListenerStatus, 0, len(gw.obj.Spec.Listeners))
 		for i := range gw.obj.Spec.Listeners {
@@ -94,27 +90,6 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 		}
 		markConflicts(gw.listeners)
 	}
-	return out
-}
-
-// gatewayAddresses returns the IPs the Gateway binds to: those of spec.addresses, or the
-// configured bind address when it names none.
-func (t *translation) gatewayAddresses(gw *gwapiv1.Gateway) ([]string, error) {
-	if len(gw.Spec.Addresses) == 0 {
-		return []string{t.bindAddress}, nil
-	}
-	var addrs []string
-	for _, a := range gw.Spec.Addresses {
-		if a.Type != nil && *a.Type != gwapiv1.IPAddressType {
-			return nil, fmt.Errorf("address type %q is not supported, only IPAddress", *a.Type)
-		}
-		ip, err := netip.ParseAddr(a.Value)
-		if err != nil {
-			return nil, fmt.Errorf("address %q is not an IP address", a.Value)
-		}
-		addrs = append(addrs, ip.String())
-	}
-	return addrs, nil
 }
 
 // listenerKinds are the route kinds each listener protocol serves.
@@ -150,7 +125,11 @@ func (t *translation) processListener(ci *clusterIndex, gw *gateway, spec *gwapi
 		if err := t.listenerTLS(ci, gw, l); err != nil {
 			l.ok = false
 			if err.Type == string(gwapiv1.ListenerConditionAccepted) {
+				// A listener that is not accepted serves no route kind
+				// (conformance test TLSRouteListenerTerminateNotSupported).
 				accepted = false
+				l.kinds = []gwapiv1.RouteGroupKind{}
+				l.status.SupportedKinds = l.kinds
 			} else {
 				resolved = false
 			}

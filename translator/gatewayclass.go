@@ -12,7 +12,7 @@ func (t *translation) processGatewayClasses(ci *clusterIndex) map[string]*gwapiv
 		if gc.Spec.ControllerName != ControllerName {
 			continue
 		}
-		st := statusOf[gwapiv1.GatewayClassStatus](t, ci.info.Name, "GatewayClass", "", gc.Name)
+		st := statusOf[gwapiv1.GatewayClassStatus](t, ci.info.Name, "GatewayClass", gc)
 		if gc.Spec.ParametersRef != nil {
 			// Strait has no GatewayClass parameters yet; a class that asks for them would not
 			// get what it asked for.

@@ -1,6 +1,8 @@
 package translator
 
 import (
+	"net/netip"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -17,6 +19,10 @@ type Input struct {
 	// BindAddress is where Gateway listeners bind unless the Gateway names an IP in
 	// spec.addresses.
 	BindAddress string `json:"bindAddress"`
+	// AddressPool, when valid, gives every Gateway IPs of its own instead of BindAddress:
+	// a Gateway without spec.addresses gets a free IP of the pool, and spec.addresses must
+	// be free IPs of the pool (see assignAddresses).
+	AddressPool netip.Prefix `json:"addressPool,omitzero"`
 	// SharedHost says every proxy runs on one host (strait run): listeners of different
 	// Gateways on one address and port then conflict, and the later one is not programmed.
 	SharedHost bool `json:"sharedHost,omitempty"`

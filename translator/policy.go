@@ -82,7 +82,7 @@ func gatewayRef(gw types.NamespacedName) gwapiv1.ParentReference {
 // one.
 func (t *translation) policyAncestor(cluster, kind string, p metav1.Object, ref gwapiv1.ParentReference) *gwapiv1.PolicyAncestorStatus {
 	// Entries of policy kinds are only ever created here, as *PolicyStatus.
-	st := statusOf[gwapiv1.PolicyStatus](t, cluster, kind, p.GetNamespace(), p.GetName())
+	st := statusOf[gwapiv1.PolicyStatus](t, cluster, kind, p)
 	at := len(st.Ancestors)
 	for i := range st.Ancestors {
 		switch c := compareParentRefs(st.Ancestors[i].AncestorRef, ref); {

@@ -96,7 +96,7 @@ func nonNil(hostnames []gwapiv1.Hostname) []gwapiv1.Hostname {
 // a route none of whose parents is Strait's gets no status from Strait.
 func routeStatus[T any](t *translation, ci *clusterIndex, kind string, m *metav1.ObjectMeta, inner func(*T) *gwapiv1.RouteStatus) func() *gwapiv1.RouteStatus {
 	return func() *gwapiv1.RouteStatus {
-		return inner(statusOf[T](t, ci.info.Name, kind, m.Namespace, m.Name))
+		return inner(statusOf[T](t, ci.info.Name, kind, m))
 	}
 }
 

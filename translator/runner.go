@@ -92,7 +92,7 @@ func (r *Runner) translate(lastIn *Input, last *Output, in *Input) (out *Output,
 
 // SameExceptEndpoints reports whether two inputs differ at most in their EndpointSlices.
 func SameExceptEndpoints(a, b *Input) bool {
-	if a.BindAddress != b.BindAddress || a.SharedHost != b.SharedHost || len(a.Clusters) != len(b.Clusters) {
+	if a.BindAddress != b.BindAddress || a.AddressPool != b.AddressPool || a.SharedHost != b.SharedHost || len(a.Clusters) != len(b.Clusters) {
 		return false
 	}
 	for i := range a.Clusters {

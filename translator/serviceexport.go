@@ -27,7 +27,7 @@ const ReasonMirrorService = "MirrorService"
 // has no ServiceExport, hence no status, but takes part in its namespace/name's conflicts.
 func (t *translation) processServiceExports(ci *clusterIndex) {
 	for key, se := range ci.serviceExports {
-		st := statusOf[mcsv1alpha1.ServiceExportStatus](t, ci.info.Name, ServiceExportKind, key.Namespace, key.Name)
+		st := statusOf[mcsv1alpha1.ServiceExportStatus](t, ci.info.Name, ServiceExportKind, se)
 		st.Conditions = t.idx.serviceExportConditions(ci, key, se.Generation)
 	}
 }

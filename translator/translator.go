@@ -7,7 +7,11 @@ package translator
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/translator/ir"
@@ -29,7 +33,10 @@ type Status struct {
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name"`
-	Status    any    `json:"status"`
+	// UID is the object's metadata.uid: an object deleted and created again under the same
+	// name is another object, whose status must be written even when it equals the old one's.
+	UID    types.UID `json:"uid,omitempty"`
+	Status any       `json:"status"`
 }
 
 // translation is the state of one Translate call.
@@ -41,8 +48,9 @@ type translation struct {
 	backends map[backendKey]*ir.Backend
 	// trafficPolicies caches translated BackendTrafficPolicies, which many backends share.
 	trafficPolicies map[*straitv1alpha1.BackendTrafficPolicy]*trafficPolicy
-	// bindAddress and sharedHost come from the Input.
+	// bindAddress, addressPool and sharedHost come from the Input.
 	bindAddress string
+	addressPool netip.Prefix
 	sharedHost  bool
 	// boundPorts maps "address:port" to the node id of the Gateway that binds it, on a shared
 	// host.
@@ -66,6 +74,7 @@ func Translate(in *Input) *Output {
 		trafficPolicies: map[*straitv1alpha1.BackendTrafficPolicy]*trafficPolicy{},
 
 		bindAddress: in.BindAddress,
+		addressPool: in.AddressPool,
 		sharedHost:  in.SharedHost,
 		boundPorts:  map[string]string{},
 	}
@@ -78,6 +87,10 @@ func Translate(in *Input) *Output {
 		ci := t.idx.clusters[name]
 		gateways[name] = t.processGateways(ci, t.processGatewayClasses(ci))
 		all = append(all, gateways[name]...)
+	}
+	t.assignAddresses(all)
+	for _, name := range t.idx.order {
+		t.processListeners(t.idx.clusters[name], gateways[name])
 	}
 	if t.sharedHost {
 		t.markPortsInUse(all)
@@ -101,11 +114,11 @@ func Translate(in *Input) *Output {
 
 // statusOf returns the status of an object, of type T, creating it on first use. Each kind
 // has one status type, so T is always the type the entry was created with.
-func statusOf[T any](t *translation, cluster, kind, namespace, name string) *T {
-	key := statusKey{cluster, kind, namespace, name}
+func statusOf[T any](t *translation, cluster, kind string, obj metav1.Object) *T {
+	key := statusKey{cluster, kind, obj.GetNamespace(), obj.GetName()}
 	s := t.statuses[key]
 	if s == nil {
-		s = &Status{Cluster: cluster, Kind: kind, Namespace: namespace, Name: name, Status: new(T)}
+		s = &Status{Cluster: cluster, Kind: kind, Namespace: key.namespace, Name: key.name, UID: obj.GetUID(), Status: new(T)}
 		t.statuses[key] = s
 	}
 	st, ok := s.Status.(*T)

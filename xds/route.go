@@ -475,6 +475,10 @@ func corsPolicy(c *ir.CORS) *corsv3.CorsPolicy {
 		AllowHeaders:     strings.Join(c.AllowHeaders, ","),
 		ExposeHeaders:    strings.Join(c.ExposeHeaders, ","),
 		AllowCredentials: wrapperspb.Bool(c.AllowCredentials),
+		// Gateway API answers every preflight at the gateway: one from an origin that is
+		// not allowed gets no CORS headers rather than reaching the backend (conformance
+		// test HTTPRouteCORS).
+		ForwardNotMatchingPreflights: wrapperspb.Bool(false),
 	}
 	if c.MaxAge > 0 {
 		out.MaxAge = strconv.Itoa(int(c.MaxAge))

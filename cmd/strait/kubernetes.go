@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,7 @@ type kubeFlags struct {
 	leaderElect             bool
 	leaderElectionNamespace string
 	bindAddress             string
+	addressPool             string
 }
 
 func (f *kubeFlags) register(fs *pflag.FlagSet) {
@@ -40,6 +42,7 @@ func (f *kubeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.namespace, "namespace", "strait-system", "home cluster namespace of the ClusterLinks and their Secrets")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader among replicas (Kubernetes clusters only); only the leader writes statuses")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: --namespace)")
+	fs.StringVar(&f.addressPool, "address-pool", "", "CIDR from which every Gateway gets an IP of its own: one that names no spec.addresses gets a free one, and spec.addresses must be in it (instead of --bind-address)")
 	fs.StringVar(&f.bindAddress, "bind-address", "", "IP Gateway listeners bind to unless a Gateway names one (default: the config file's proxy.bindAddress, else 0.0.0.0)")
 }
 
@@ -89,6 +92,13 @@ func (f *kubeFlags) setup(cfg *file.Config) (*kubeSetup, error) {
 	}
 	if f.bindAddress != "" {
 		s.provider.BindAddress = f.bindAddress
+	}
+	if f.addressPool != "" {
+		pool, err := netip.ParsePrefix(f.addressPool)
+		if err != nil {
+			return nil, fmt.Errorf("--address-pool: %w", err)
+		}
+		s.provider.AddressPool = pool.Masked()
 	}
 	for _, kv := range f.kubeconfigs {
 		name, path, ok := strings.Cut(kv, "=")

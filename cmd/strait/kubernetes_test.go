@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,7 +61,7 @@ clusters:
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := kubeFlags{namespace: "strait-system", leaderElect: true,
+	f := kubeFlags{namespace: "strait-system", leaderElect: true, addressPool: "127.0.20.7/24",
 		kubeconfigs: []string{"eu=" + filepath.Join(dir, "eu2.kubeconfig"), "ap=" + filepath.Join(dir, "ap.kubeconfig")}}
 	s, err := f.setup(cfg)
 	if err != nil {
@@ -89,6 +90,9 @@ clusters:
 	if s.provider.BindAddress != "127.0.0.1" {
 		t.Errorf("bind address %q, want the config file's", s.provider.BindAddress)
 	}
+	if s.provider.AddressPool != netip.MustParsePrefix("127.0.20.0/24") {
+		t.Errorf("address pool %s, want 127.0.20.0/24 (masked)", s.provider.AddressPool)
+	}
 
 	for _, tt := range []struct {
 		flags kubeFlags
@@ -98,6 +102,7 @@ clusters:
 		{kubeFlags{kubeconfigs: []string{"US=x"}}, `--kubeconfig "US=x": cluster name`},
 		{kubeFlags{kubeconfigs: []string{"us=" + filepath.Join(dir, "missing")}}, "cluster us: kubeconfig"},
 		{kubeFlags{homeKubeconfig: filepath.Join(dir, "us.kubeconfig"), inCluster: true}, "give one"},
+		{kubeFlags{kubeconfigs: []string{"us=" + filepath.Join(dir, "us.kubeconfig")}, addressPool: "127.0.20.1"}, "--address-pool"},
 	} {
 		if _, err := tt.flags.setup(nil); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("flags %+v: error %v, want one containing %q", tt.flags, err, tt.want)

@@ -14,9 +14,9 @@ import (
 // Addon is a localcluster.Addon that runs a process kubelet in each cluster: node
 // "<cluster>-node", bridge "strait<index>", the cluster's PodCIDR, and CLUSTER=<cluster>
 // in every process. onStart, when not nil, gets each kubelet once it runs; it is called
-// concurrently for different clusters. localcluster never imports this package, so the
+// concurrently for different clusters. readyImages are its Options.ReadyImages. localcluster never imports this package, so the
 // dependency stays one way.
-func Addon(onStart func(c *localcluster.Cluster, k *Kubelet)) localcluster.Addon {
+func Addon(onStart func(c *localcluster.Cluster, k *Kubelet), readyImages ...string) localcluster.Addon {
 	return func(ctx context.Context, c *localcluster.Cluster) (func() error, error) {
 		client, err := kubernetes.NewForConfig(c.Config)
 		if err != nil {
@@ -27,11 +27,12 @@ func Addon(onStart func(c *localcluster.Cluster, k *Kubelet)) localcluster.Addon
 			return nil, fmt.Errorf("kubelet: %w", err)
 		}
 		k, err := Start(ctx, Options{
-			Client:   client,
-			NodeName: c.Name + "-node",
-			PodCIDR:  cidr,
-			Bridge:   "strait" + strconv.Itoa(c.Index),
-			Cluster:  c.Name,
+			Client:      client,
+			NodeName:    c.Name + "-node",
+			PodCIDR:     cidr,
+			Bridge:      "strait" + strconv.Itoa(c.Index),
+			Cluster:     c.Name,
+			ReadyImages: readyImages,
 		})
 		if err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +64,11 @@ func newContainerRunner(w *podWorker, pod *corev1.Pod, i int) *containerRunner {
 // failed build) are retried; an image that cannot run waits for ctx.
 func (r *containerRunner) run(ctx context.Context) {
 	defer close(r.done)
+	if slices.Contains(r.w.k.opts.ReadyImages, repository(r.spec.Image)) {
+		r.setReadyWithoutProcess()
+		<-ctx.Done()
+		return
+	}
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		cmd, err := r.start(ctx)
@@ -234,6 +240,16 @@ func (r *containerRunner) setTerminated(code int, startedAt time.Time) {
 		FinishedAt: metav1.Now(),
 	}}
 	r.ready = false
+	r.w.notify()
+}
+
+// setReadyWithoutProcess reports the container Running and Ready though nothing runs
+// (Options.ReadyImages).
+func (r *containerRunner) setReadyWithoutProcess() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.state = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}
+	r.ready = true
 	r.w.notify()
 }
 

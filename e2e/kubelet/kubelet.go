@@ -48,6 +48,10 @@ type Options struct {
 	// Cluster, when set, is every process's CLUSTER variable unless the container sets it
 	// (Strait's echo backend reports it).
 	Cluster string
+	// ReadyImages are image repositories (any tag) the kubelet does not run but reports
+	// Running and Ready, for pods a test needs to be there but never sends traffic to, such
+	// as the conformance suite's coredns.
+	ReadyImages []string
 	// CacheDir holds the built binaries; default ${XDG_CACHE_HOME:-~/.cache}/strait/kubelet.
 	CacheDir string
 	// Logger defaults to slog.Default().

@@ -43,6 +43,9 @@ type testCluster struct {
 	bridge  string
 }
 
+// readyImage is reported Running and Ready without a process (Options.ReadyImages).
+const readyImage = "registry.k8s.io/pause"
+
 // startClusters starts local clusters, each with a kubelet.
 func startClusters(t *testing.T, names ...string) (*localcluster.Fleet, map[string]*testCluster) {
 	t.Helper()
@@ -64,7 +67,7 @@ func startClusters(t *testing.T, names ...string) (*localcluster.Fleet, map[stri
 		mu.Lock()
 		defer mu.Unlock()
 		clusters[c.Name] = &testCluster{name: c.Name, client: client, kubelet: k, cidr: k.PodCIDR(), bridge: k.Bridge()}
-	})
+	}, readyImage)
 	fleet := localcluster.StartForTest(t, localcluster.Options{Clusters: names, Addons: []localcluster.Addon{addon}})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -156,6 +159,17 @@ func TestKubelet(t *testing.T) {
 		}
 		if got.Status.Phase != corev1.PodPending {
 			t.Errorf("phase %s, want Pending", got.Status.Phase)
+		}
+	})
+
+	t.Run("ReadyImage", func(t *testing.T) {
+		pod := echoPod("pause", "")
+		pod.Spec.Containers[0].Image = readyImage + ":3.10"
+		createPod(t, a, pod)
+		got := waitPodReady(t, a, pod.Name)
+		st := got.Status.ContainerStatuses[0]
+		if got.Status.Phase != corev1.PodRunning || st.State.Running == nil || !st.Ready || st.ContainerID != "" {
+			t.Errorf("phase %s, container %+v; want Running and Ready without a process", got.Status.Phase, st)
 		}
 	})
 

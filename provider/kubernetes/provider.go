@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -61,6 +62,9 @@ type Options struct {
 	// BindAddress is the Input's BindAddress: where Gateway listeners bind unless the
 	// Gateway names an address.
 	BindAddress string
+	// AddressPool is the Input's AddressPool: when valid, every Gateway gets IPs of its
+	// own from it.
+	AddressPool netip.Prefix
 	// Debounce is the quiet period after a change before publishing. Default:
 	// DefaultDebounce.
 	Debounce time.Duration
@@ -300,7 +304,7 @@ func (p *Provider) publish() {
 	}
 	p.skipped = skipped
 	slices.SortFunc(ready, func(a, b *member) int { return cmp.Compare(a.name, b.name) })
-	in := &translator.Input{BindAddress: p.opts.BindAddress, Clusters: make([]*translator.ClusterResources, len(ready))}
+	in := &translator.Input{BindAddress: p.opts.BindAddress, AddressPool: p.opts.AddressPool, Clusters: make([]*translator.ClusterResources, len(ready))}
 	for i, m := range ready {
 		in.Clusters[i] = m.snapshot()
 	}

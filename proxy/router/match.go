@@ -37,12 +37,13 @@ func (t *Table) Match(r *http.Request) (*Route, Params) { return t.MatchRequest(
 
 // MatchRequest is Match for any Request.
 func (t *Table) MatchRequest(r Request) (*Route, Params) {
-	host, port := splitHostPort(r.Authority())
+	authority := r.Authority()
+	host, port := splitHostPort(authority)
 	vh := t.hosts.find(host)
 	if vh == nil {
 		return nil, Params{}
 	}
-	p := Params{Host: host, Port: port, Path: r.EscapedPath()}
+	p := Params{Host: host, Port: port, Authority: authority, Path: r.EscapedPath()}
 	for i := range vh.matches {
 		if vh.matches[i].matches(r, p.Path) {
 			return vh.routes[i], p

@@ -12,8 +12,7 @@ import (
 )
 
 // RewriteRequest prepares r for forwarding on the route: the Host becomes HostRewrite, or
-// else the request's host without its port (strip_any_host_port changes the forwarded
-// authority too), and the path is rewritten by the route's prefix_rewrite or regex_rewrite,
+// else stays the one the client sent, port included, and the path is rewritten by the route's prefix_rewrite or regex_rewrite,
 // keeping the query string. p is what Match returned for r.
 func (rt *Route) RewriteRequest(r *http.Request, p Params) {
 	r.Host = rt.ForwardedHost(p)
@@ -22,13 +21,13 @@ func (rt *Route) RewriteRequest(r *http.Request, p Params) {
 	}
 }
 
-// ForwardedHost is the Host forwarded upstream: HostRewrite, or else the request's host
-// without its port.
+// ForwardedHost is the Host forwarded upstream: HostRewrite, or else the Host the client
+// sent, port included (conformance test HTTPRouteHostnameIntersection).
 func (rt *Route) ForwardedHost(p Params) string {
 	if rt.HostRewrite != "" {
 		return rt.HostRewrite
 	}
-	return p.Host
+	return p.Authority
 }
 
 // RewrittenPath returns the escaped path forwarded upstream when the route rewrites it; ok

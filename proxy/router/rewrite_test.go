@@ -55,14 +55,15 @@ func TestRewriteConformance(t *testing.T) {
 		rewriteRule("/full/rewrite-path-and-modify-headers", ir.Rewrite{Path: full("/test")}),
 		rewriteRule("/prefix/rewrite-path-and-modify-headers", ir.Rewrite{Path: prefix("/prefix")}),
 	)))
+	// The Host is forwarded as the client sent it, port included.
 	get := func(target string) *http.Request { return newRequest("GET", "gw.test:80", target) }
 	checkRewrites(t, paths, []rewriteCase{
-		{"prefix", get("/prefix/one/two"), "gw.test", "/one/two"},
-		{"strip prefix", get("/strip-prefix/three"), "gw.test", "/three"},
-		{"strip whole prefix", get("/strip-prefix"), "gw.test", "/"},
-		{"full path", get("/full/one/two"), "gw.test", "/one"},
-		{"full path and headers", get("/full/rewrite-path-and-modify-headers/test"), "gw.test", "/test"},
-		{"prefix and headers", get("/prefix/rewrite-path-and-modify-headers/one"), "gw.test", "/prefix/one"},
+		{"prefix", get("/prefix/one/two"), "gw.test:80", "/one/two"},
+		{"strip prefix", get("/strip-prefix/three"), "gw.test:80", "/three"},
+		{"strip whole prefix", get("/strip-prefix"), "gw.test:80", "/"},
+		{"full path", get("/full/one/two"), "gw.test:80", "/one"},
+		{"full path and headers", get("/full/rewrite-path-and-modify-headers/test"), "gw.test:80", "/test"},
+		{"prefix and headers", get("/prefix/rewrite-path-and-modify-headers/one"), "gw.test:80", "/prefix/one"},
 	})
 
 	hosts := compileProxy(t, httpProxy(80, &ir.VirtualHost{
@@ -87,16 +88,16 @@ func TestRewriteGolden(t *testing.T) {
 	get := func(target string) *http.Request { return newRequest("GET", "example.com:8080", target) }
 	checkRewrites(t, table, []rewriteCase{
 		{"host only", get("/host/x?q=1"), "internal.example.com", "/host/x?q=1"},
-		{"full path keeps the query", get("/full/a/b?q=1&r"), "example.com", `/replaced%5Cpath?q=1&r`},
+		{"full path keeps the query", get("/full/a/b?q=1&r"), "example.com:8080", `/replaced%5Cpath?q=1&r`},
 		{"prefix and host", get("/prefix/one/two?x"), "one.example.com", "/one/two?x"},
 		{"prefix itself", get("/prefix/one"), "one.example.com", "/one"},
 		{"prefix with slash", get("/prefix/one/"), "one.example.com", "/one/"},
-		{"strip", get("/strip-prefix/a/b"), "example.com", "/a/b"},
-		{"strip itself", get("/strip-prefix"), "example.com", "/"},
-		{"strip with slash", get("/strip-prefix/"), "example.com", "/"},
-		{"from the root", get("/x?y=%20"), "example.com", "/app/x?y=%20"},
-		{"root itself", get("/"), "example.com", "/app/"},
-		{"escapes are kept", get("/a%2Fb%20c"), "example.com", "/app/a%2Fb%20c"},
+		{"strip", get("/strip-prefix/a/b"), "example.com:8080", "/a/b"},
+		{"strip itself", get("/strip-prefix"), "example.com:8080", "/"},
+		{"strip with slash", get("/strip-prefix/"), "example.com:8080", "/"},
+		{"from the root", get("/x?y=%20"), "example.com:8080", "/app/x?y=%20"},
+		{"root itself", get("/"), "example.com:8080", "/app/"},
+		{"escapes are kept", get("/a%2Fb%20c"), "example.com:8080", "/app/a%2Fb%20c"},
 	})
 }
 

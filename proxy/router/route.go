@@ -25,8 +25,12 @@ func (t *Table) Clusters() []string { return slices.Clone(t.clusters) }
 // the value Match returned for a request to the route's helpers for that same request.
 type Params struct {
 	// Host is the request's host without its port, as the connection manager's
-	// strip_any_host_port leaves it; it is also the host forwarded upstream.
+	// strip_any_host_port leaves it: what virtual hosts match.
 	Host string
+	// Authority is the Host header as the client sent it, port included: what is
+	// forwarded upstream (Gateway API backends see the Host the client sent, unlike
+	// Envoy's strip_any_host_port, which strips it from the forwarded request too).
+	Authority string
 	// Port is the port the Host header named, "" when it named none.
 	Port string
 	// Path is the request's escaped path without the query string: what routes match.

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
@@ -85,6 +86,10 @@ type Writer struct {
 	// "remove Strait's entries": the object had a status before and the translator no longer
 	// gives it one (a route whose Strait parent went away).
 	wanted map[Key]any
+	// uids holds the UID of every object of the last Update: an object deleted and created
+	// again under the same name (within one translation's debounce) has a new UID, and its
+	// status must be written even when it equals the old object's.
+	uids map[Key]types.UID
 }
 
 // New returns a Writer; Start runs it.
@@ -102,6 +107,7 @@ func New(opts Options) (*Writer, error) {
 		log:     log.With("component", "status-writer"),
 		metrics: m,
 		wanted:  map[Key]any{},
+		uids:    map[Key]types.UID{},
 	}
 	w.queue = keyqueue.New("writing status", "object", w.log, w.write)
 	return w, nil
@@ -115,14 +121,16 @@ func (w *Writer) Name() string { return "status-writer" }
 // previous Update had and this one lacks is queued so that Strait's entries leave it.
 func (w *Writer) Update(statuses []translator.Status) {
 	next := make(map[Key]any, len(statuses))
+	uids := make(map[Key]types.UID, len(statuses))
 	for _, s := range statuses {
-		next[Key{s.Cluster, s.Kind, s.Namespace, s.Name}] = s.Status
+		k := Key{s.Cluster, s.Kind, s.Namespace, s.Name}
+		next[k], uids[k] = s.Status, s.UID
 	}
 	w.mu.Lock()
-	prev := w.wanted
+	prev, prevUIDs := w.wanted, w.uids
 	var changed []Key
 	for k, st := range next {
-		if old, ok := prev[k]; !ok || !statusEqual(old, st) {
+		if old, ok := prev[k]; !ok || !statusEqual(old, st) || prevUIDs[k] != uids[k] {
 			changed = append(changed, k)
 		}
 	}
@@ -137,7 +145,7 @@ func (w *Writer) Update(statuses []translator.Status) {
 			changed = append(changed, k)
 		}
 	}
-	w.wanted = next
+	w.wanted, w.uids = next, uids
 	w.mu.Unlock()
 	for _, k := range changed {
 		w.queue.Add(k)

@@ -159,6 +159,34 @@ func TestWriteOnlyOnChange(t *testing.T) {
 	}
 }
 
+// TestRecreatedObjectWritten checks that an object deleted and created again under the same
+// name gets its status even when it equals the old object's: the two translations see the
+// same status, but not the same UID.
+func TestRecreatedObjectWritten(t *testing.T) {
+	w, cs := testWriter(t, nil, route())
+	first := routeStatus(parent(translator.ControllerName, "web", cond("Accepted", true, "ok")))
+	first[0].UID = "old"
+	w.Update(first)
+	drain(t, w)
+
+	// Recreated: the new object has no status yet.
+	if err := cs.Tracker().Delete(gatewayResource("httproutes"), "default", "app"); err != nil {
+		t.Fatal(err)
+	}
+	fresh := route()
+	fresh.UID = "new"
+	if err := cs.Tracker().Create(gatewayResource("httproutes"), fresh, "default"); err != nil {
+		t.Fatal(err)
+	}
+	second := routeStatus(parent(translator.ControllerName, "web", cond("Accepted", true, "ok")))
+	second[0].UID = "new"
+	w.Update(second)
+	drain(t, w)
+	if got := getRoute(t, cs).Status.Parents; len(got) != 1 || got[0].ControllerName != translator.ControllerName {
+		t.Errorf("recreated route's parents %+v, want Strait's entry written again", got)
+	}
+}
+
 func TestOtherControllersEntriesKept(t *testing.T) {
 	theirs := parent(other, "their-gw", cond("Accepted", true, "theirs"))
 	theirs.Conditions[0].LastTransitionTime = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
