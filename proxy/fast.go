@@ -508,19 +508,30 @@ func (c *fastConn) writeRequest(conn *upstream.Conn) error {
 // readResponseHead reads the response head, passing interim (1xx) responses on to the
 // client.
 func (c *fastConn) readResponseHead(conn *upstream.Conn) error {
+	return readFinalHead(conn, c.resp, c.req.Method == http.MethodHead, func() error {
+		c.writeStatusLine(c.resp.Status, c.resp.Reason)
+		c.resp.Write(c.bw, http1.HopByHop)
+		_, _ = c.bw.WriteString("\r\n")
+		if err := c.bw.Flush(); err != nil {
+			return errors.Join(errClientGone, err)
+		}
+		return nil
+	})
+}
+
+// readFinalHead reads a response head from conn into resp for both fast paths, handing
+// each interim (1xx) response to interim first; head says the request was a HEAD.
+func readFinalHead(conn *upstream.Conn, resp *http1.Response, head bool, interim func() error) error {
 	for {
-		if err := http1.ReadResponse(conn.R, c.resp, c.req.Method == http.MethodHead, maxHeaderBytes); err != nil {
+		if err := http1.ReadResponse(conn.R, resp, head, maxHeaderBytes); err != nil {
 			return err
 		}
 		switch {
-		case c.resp.Status == http.StatusSwitchingProtocols:
+		case resp.Status == http.StatusSwitchingProtocols:
 			return errors.New("upstream switched protocols without being asked to")
-		case c.resp.Status < 200:
-			c.writeStatusLine(c.resp.Status, c.resp.Reason)
-			c.resp.Write(c.bw, http1.HopByHop)
-			_, _ = c.bw.WriteString("\r\n")
-			if err := c.bw.Flush(); err != nil {
-				return errors.Join(errClientGone, err)
+		case resp.Status < 200:
+			if err := interim(); err != nil {
+				return err
 			}
 			continue
 		}

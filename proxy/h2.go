@@ -266,24 +266,15 @@ func (s *codecStream) writeBody(w *bufio.Writer, chunked bool) error {
 // readResponseHead reads the response head, passing interim (1xx) responses on to the
 // client.
 func (s *codecStream) readResponseHead(conn *upstream.Conn) error {
-	for {
-		if err := http1.ReadResponse(conn.R, s.resp, s.r.Method == http.MethodHead, maxHeaderBytes); err != nil {
-			return err
-		}
-		switch {
-		case s.resp.Status == http.StatusSwitchingProtocols:
-			return errors.New("upstream switched protocols without being asked to")
-		case s.resp.Status < 200:
-			// WriteHeader with a 1xx status sends the header map as an interim response
-			// (103 Early Hints); the final response starts from an empty one again.
-			s.resp.StripHopByHop()
-			copyFields(s.w.Header(), &s.resp.Header)
-			s.w.WriteHeader(s.resp.Status)
-			clear(s.w.Header())
-			continue
-		}
+	return readFinalHead(conn, s.resp, s.r.Method == http.MethodHead, func() error {
+		// WriteHeader with a 1xx status sends the header map as an interim response (103
+		// Early Hints); the final response starts from an empty one again.
+		s.resp.StripHopByHop()
+		copyFields(s.w.Header(), &s.resp.Header)
+		s.w.WriteHeader(s.resp.Status)
+		clear(s.w.Header())
 		return nil
-	}
+	})
 }
 
 // respond writes the response whose head is in s.resp and streams its body through bw. It
