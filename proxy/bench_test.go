@@ -10,30 +10,39 @@ import (
 	"time"
 )
 
+// benchRoutes are the routes the proxy benchmarks compare: one the fast paths serve, and
+// the same with a retry policy, which only net/http's ReverseProxy path serves.
+var benchRoutes = []struct{ name, rule string }{
+	{"fast path", `{backendRefs: [{name: svc0, port: 80}]}`},
+	{"net/http", `{backendRefs: [{name: svc0, port: 80}], retry: {attempts: 1, codes: [503]}}`},
+}
+
+// benchUpstream starts the proxy benchmarks' minimal upstream: a small fixed answer per
+// request (the proxy never pipelines), nothing allocated per request.
+func benchUpstream(b *testing.B) *backend {
+	return startRaw(b, func(_ int, conn net.Conn, br *bufio.Reader) {
+		const answer = "HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\nhello from the strait bench backend\n"
+		for {
+			if !skipHead(br) {
+				return
+			}
+			if br.Buffered() == 0 {
+				if _, err := io.WriteString(conn, answer); err != nil {
+					return
+				}
+			}
+		}
+	}).backend
+}
+
 // BenchmarkHTTP1 sends keep-alive requests through the proxy to a minimal upstream, one at a
 // time on one connection: the fast path, and net/http (the route has a retry policy, which
 // only net/http serves). Client and upstream allocate nothing per request, so allocs/op are
 // the proxy's.
 func BenchmarkHTTP1(b *testing.B) {
-	for _, bc := range []struct{ name, rule string }{
-		{"fast path", `{backendRefs: [{name: svc0, port: 80}]}`},
-		{"net/http", `{backendRefs: [{name: svc0, port: 80}], retry: {attempts: 1, codes: [503]}}`},
-	} {
+	for _, bc := range benchRoutes {
 		b.Run(bc.name, func(b *testing.B) {
-			up := startRaw(b, func(_ int, conn net.Conn, br *bufio.Reader) {
-				const answer = "HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\nhello from the strait bench backend\n"
-				for {
-					if !skipHead(br) {
-						return
-					}
-					if br.Buffered() == 0 {
-						if _, err := io.WriteString(conn, answer); err != nil {
-							return
-						}
-					}
-				}
-			})
-			port, _ := routeEnv(b, bc.rule, up.backend)
+			port, _ := routeEnv(b, bc.rule, benchUpstream(b))
 			conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
 			if err != nil {
 				b.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -22,25 +21,9 @@ import (
 // to nothing per request, so allocs/op are the proxy's. cpu-µs/op is the process's CPU time
 // per request (client, proxy and upstream), which a busy machine disturbs less than ns/op.
 func BenchmarkH2C(b *testing.B) {
-	for _, bc := range []struct{ name, rule string }{
-		{"fast path", `{backendRefs: [{name: svc0, port: 80}]}`},
-		{"net/http", `{backendRefs: [{name: svc0, port: 80}], retry: {attempts: 1, codes: [503]}}`},
-	} {
+	for _, bc := range benchRoutes {
 		b.Run(bc.name, func(b *testing.B) {
-			up := startRaw(b, func(_ int, conn net.Conn, br *bufio.Reader) {
-				const answer = "HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\nhello from the strait bench backend\n"
-				for {
-					if !skipHead(br) {
-						return
-					}
-					if br.Buffered() == 0 {
-						if _, err := io.WriteString(conn, answer); err != nil {
-							return
-						}
-					}
-				}
-			})
-			port, _ := routeEnv(b, bc.rule, up.backend)
+			port, _ := routeEnv(b, bc.rule, benchUpstream(b))
 			c := dialH2C(b, port)
 			defer c.close()
 			b.ReportAllocs()
