@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strait-gw/strait/provider/file/filetest"
 )
 
 // TestServiceImportFailover kills the Gateway's own cluster's backends of a ServiceImport.
@@ -15,20 +14,7 @@ import (
 // directly.
 func TestServiceImportFailover(t *testing.T) {
 	us1, us2, eu := startEcho(t, "us", "us-1"), startEcho(t, "us", "us-2"), startEcho(t, "eu", "eu-1")
-	port := freePort(t)
-	route := `---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: podinfo, namespace: default}
-spec:
-  parentRefs: [{name: web}]
-  rules:
-  - backendRefs: [{group: multicluster.x-k8s.io, kind: ServiceImport, name: podinfo, port: 80}]
-`
-	newEnv(t, []filetest.Cluster{
-		{Name: "eu", Region: "eu-west", Network: "n", Manifests: service("podinfo", true, "", eu)},
-		{Name: "us", Region: "us-east", Network: "n", Manifests: gateway("web", "HTTP", port, "") + "---\n" + service("podinfo", true, "", us1, us2) + route},
-	})
+	port, _ := importEnv(t, eu, us1, us2)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for range 50 {
 		if status, er := get(t, client, url(port, "/"), "podinfo.local", nil); status != http.StatusOK || er.Cluster != "us" {
