@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
 )
 
 // TestServiceImportFailover kills the Gateway's own cluster's backends of a ServiceImport.
