@@ -294,7 +294,9 @@ func TestKubelet(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, p := range pods.Items {
-				if len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].State.Running != nil {
+				// A ready image (the pause pod) runs no process: it has no container ID.
+				if len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].State.Running != nil &&
+					p.Status.ContainerStatuses[0].ContainerID != "" {
 					pids = append(pids, containerPID(t, &p))
 				}
 			}
