@@ -241,7 +241,6 @@ func (ci *clusterIndex) endpoints(svc types.NamespacedName, port int32) (eps, te
 		port    uint32
 	}
 	seen := map[addrPort]endpointState{}
-	var order []addrPort
 	for _, es := range ci.slices[svc] {
 		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
 			continue
@@ -256,17 +255,13 @@ func (ci *clusterIndex) endpoints(svc types.NamespacedName, port int32) (eps, te
 				continue
 			}
 			key := addrPort{ep.Addresses[0], target}
-			state := conditionsState(ep.Conditions)
-			old, known := seen[key]
-			if !known {
-				order = append(order, key)
-			}
-			seen[key] = max(old, state)
+			seen[key] = max(seen[key], conditionsState(ep.Conditions))
 		}
 	}
-	for _, key := range order {
+	// Map order does not matter: both lists are sorted below.
+	for key, state := range seen {
 		e := &ir.Endpoint{Address: key.address, Port: key.port}
-		switch seen[key] {
+		switch state {
 		case endpointReady:
 			e.Ready = true
 			eps = append(eps, e)
