@@ -70,7 +70,7 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 			obj:     obj,
 			key:     nsName(obj.Namespace, obj.Name),
 			cluster: ci.info.Name,
-			node:    ci.info.Name + "/" + obj.Namespace + "/" + obj.Name,
+			node:    nodeID(ci.info.Name, obj.Namespace, obj.Name),
 			status:  statusOf[gwapiv1.GatewayStatus](t, ci.info.Name, kindGateway, obj),
 		}
 		out = append(out, gw)
@@ -78,6 +78,12 @@ func (t *translation) processGateways(ci *clusterIndex, classes map[string]*gwap
 	slices.SortStableFunc(out, func(a, b *gateway) int { return compareAge(a.obj, b.obj) })
 
 	return out
+}
+
+// nodeID is the xDS node id of the proxies of Gateway namespace/name of cluster:
+// "<cluster>/<namespace>/<name>".
+func nodeID(cluster, namespace, name string) string {
+	return cluster + "/" + namespace + "/" + name
 }
 
 // processListeners validates the listeners of each Gateway, once its addresses are known.

@@ -48,7 +48,7 @@ func WithProxyReports(statuses []Status, report func(node string) ProxyReport) [
 		if programmed == nil || programmed.Status != metav1.ConditionTrue {
 			continue // translation already says why not
 		}
-		node := st.Cluster + "/" + st.Namespace + "/" + st.Name
+		node := nodeID(st.Cluster, st.Namespace, st.Name)
 		r := report(node)
 		next := gs.DeepCopy()
 		ok, reason, msg := proxyProgrammed(node, r)
