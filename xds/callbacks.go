@@ -29,8 +29,9 @@ type callbacks struct {
 	mu sync.Mutex
 	// streams holds each open stream, known from its first request.
 	streams map[streamKey]*stream
-	// nodes counts the open streams of each node id.
-	nodes map[string]int
+	// nodes holds the open streams of each node id, so that a node's report reads only its
+	// own streams.
+	nodes map[string]map[streamKey]*stream
 }
 
 var _ serverv3.Callbacks = (*callbacks)(nil)
@@ -72,7 +73,7 @@ func newCallbacks(log *slog.Logger, m *metrics) *callbacks {
 		metrics: m,
 		changes: make(chan struct{}, 1),
 		streams: make(map[streamKey]*stream),
-		nodes:   make(map[string]int),
+		nodes:   make(map[string]map[streamKey]*stream),
 	}
 }
 
@@ -177,7 +178,10 @@ func (c *callbacks) open(key streamKey, node *corev3.Node) *stream {
 		rejected:  make(map[string]rejection),
 	}
 	c.streams[key] = s
-	c.nodes[s.node]++
+	if c.nodes[s.node] == nil {
+		c.nodes[s.node] = make(map[streamKey]*stream)
+	}
+	c.nodes[s.node][key] = s
 	c.metrics.connected.Set(float64(len(c.nodes)))
 	return s
 }
@@ -196,7 +200,7 @@ func (c *callbacks) closed(key streamKey) {
 	s, ok := c.streams[key]
 	if ok {
 		delete(c.streams, key)
-		if c.nodes[s.node]--; c.nodes[s.node] <= 0 {
+		if delete(c.nodes[s.node], key); len(c.nodes[s.node]) == 0 {
 			delete(c.nodes, s.node)
 		}
 		c.metrics.connected.Set(float64(len(c.nodes)))
@@ -218,19 +222,20 @@ func (c *callbacks) notify() {
 func (c *callbacks) connected(node string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.nodes[node] > 0
+	return len(c.nodes[node]) > 0
 }
 
 // proxyNodes returns the node ids that proxies (not proxyless clients) are connected as.
 func (c *callbacks) proxyNodes() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	seen := make(map[string]bool)
 	var nodes []string
-	for _, s := range c.streams {
-		if !s.proxyless && !seen[s.node] {
-			seen[s.node] = true
-			nodes = append(nodes, s.node)
+	for node, streams := range c.nodes {
+		for _, s := range streams {
+			if !s.proxyless {
+				nodes = append(nodes, node)
+				break
+			}
 		}
 	}
 	return nodes
@@ -242,8 +247,8 @@ func (c *callbacks) report(node, listeners string) translator.ProxyReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var r translator.ProxyReport
-	for _, s := range c.streams {
-		if s.node != node || s.proxyless {
+	for _, s := range c.nodes[node] {
+		if s.proxyless {
 			continue
 		}
 		r.Proxies++
