@@ -139,10 +139,10 @@ func HostOnly(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// serverOptions are the gRPC server's options, with TLS credentials when configured.
-func (s *Server) serverOptions() []grpc.ServerOption {
+// tlsOptions are the gRPC server's TLS credentials option, none when serving plaintext.
+func (s *Server) tlsOptions() []grpc.ServerOption {
 	if s.auth == nil {
-		return s.grpcOpts
+		return nil
 	}
 	src := s.auth.source
 	creds := credentials.NewTLS(&tls.Config{
@@ -158,7 +158,7 @@ func (s *Server) serverOptions() []grpc.ServerOption {
 			}, nil
 		},
 	})
-	return append([]grpc.ServerOption{grpc.Creds(creds)}, s.grpcOpts...)
+	return []grpc.ServerOption{grpc.Creds(creds)}
 }
 
 // streamCallbacks are the xDS server's callbacks, checking identities when TLS is on.

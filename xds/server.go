@@ -55,7 +55,6 @@ const shutdownGrace = 5 * time.Second
 type Server struct {
 	addr      string
 	log       *slog.Logger
-	grpcOpts  []grpc.ServerOption
 	metrics   *metrics
 	callbacks *callbacks
 	cache     cache.SnapshotCache
@@ -89,14 +88,8 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // panics, as with every Prometheus collector.
 func NewServer(addr string, reg prometheus.Registerer, opts ...Option) *Server {
 	s := &Server{
-		addr: addr,
-		log:  slog.Default(),
-		grpcOpts: []grpc.ServerOption{
-			// ADS streams live as long as the proxy: keep them alive across idle NATs and
-			// let clients ping as often as Envoy and grpc-go do.
-			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		},
+		addr:    addr,
+		log:     slog.Default(),
 		nodes:   make(map[string]*nodeState),
 		removed: make(map[string]bool),
 	}
@@ -159,7 +152,12 @@ func (s *Server) Start(ctx context.Context) error {
 	s.listenMu.Lock()
 	lis := s.listener
 	s.listenMu.Unlock()
-	gs := grpc.NewServer(s.serverOptions()...)
+	gs := grpc.NewServer(append(s.tlsOptions(),
+		// ADS streams live as long as the proxy: keep them alive across idle NATs and let
+		// clients ping as often as Envoy and grpc-go do.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)...)
 	// The xDS server ends every stream when ctx ends, so the graceful stop below returns.
 	xs := serverv3.NewServer(ctx, s.cache, s.streamCallbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xs)
