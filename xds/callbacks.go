@@ -255,7 +255,10 @@ func (c *callbacks) report(node, listeners string) translator.ProxyReport {
 		r.Addresses = append(r.Addresses, s.addresses...)
 		if s.acked[resource.ListenerType] == listeners {
 			r.Current++
-		} else if rej, ok := s.rejected[resource.ListenerType]; ok && rej.version == listeners && r.Rejection == nil {
+		} else if rej, ok := s.rejected[resource.ListenerType]; ok && rej.version == listeners &&
+			// Streams are a map: keep the least message, so that proxies rejecting for
+			// different reasons do not make the Gateway's condition flip between reports.
+			(r.Rejection == nil || rej.detail.GetMessage() < r.Rejection.Message) {
 			r.Rejection = &translator.Rejection{
 				AddressNotUsable: codes.Code(rej.detail.GetCode()) == codes.FailedPrecondition,
 				Message:          rej.detail.GetMessage(),

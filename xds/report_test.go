@@ -109,3 +109,45 @@ func TestServerProxyReport(t *testing.T) {
 		t.Errorf("report = %+v, want the delta proxy alone, current, without the other's rejection", r)
 	}
 }
+
+// TestServerProxyReportRejections checks that when proxies of one node reject the listeners
+// for different reasons, every report names the same one, so that the Gateway's condition
+// does not flip from one report to the next.
+func TestServerProxyReportRejections(t *testing.T) {
+	ctx := testContext(t)
+	srv := startServer(ctx, t)
+	p := loadProxy(t, "testdata/http-basic.ir.yaml")
+	if err := srv.Update([]*ir.Proxy{p}); err != nil {
+		t.Fatal(err)
+	}
+	var proxies []*sotwClient
+	for range 3 {
+		c := newSotwClient(ctx, t, srv.Addr(), envoyNode(p.Node))
+		c.ack(c.fetch(resource.ListenerType))
+		proxies = append(proxies, c)
+	}
+	waitReport(ctx, t, srv, p.Node, "three current proxies", func(r translator.ProxyReport) bool { return r.Current == 3 })
+
+	moved := loadProxy(t, "testdata/http-basic.ir.yaml")
+	moved.Listeners[0].Address = "192.0.2.99"
+	if err := srv.Update([]*ir.Proxy{moved}); err != nil {
+		t.Fatal(err)
+	}
+	messages := []string{"c: unknown filter", "a: unknown filter", "b: unknown filter"}
+	for i, c := range proxies {
+		next := c.recv(resource.ListenerType)
+		c.send(&discoveryv3.DiscoveryRequest{
+			TypeUrl: resource.ListenerType, ResponseNonce: next.GetNonce(),
+			ErrorDetail: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: messages[i]},
+		})
+	}
+	waitReport(ctx, t, srv, p.Node, "the least rejection", func(r translator.ProxyReport) bool {
+		return r.Rejection != nil && r.Rejection.Message == "a: unknown filter"
+	})
+	// The streams are kept in a map, iterated in a different order each time.
+	for range 20 {
+		if r := srv.ProxyReport(p.Node); r.Rejection == nil || r.Rejection.Message != "a: unknown filter" {
+			t.Fatalf("report = %+v (rejection %+v), want the rejection \"a: unknown filter\" every time", r, r.Rejection)
+		}
+	}
+}
