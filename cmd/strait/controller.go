@@ -193,14 +193,11 @@ type inputProvider interface {
 }
 
 // serveControlPlane runs provider -> translator -> xDS server srv, the admin server and the
-// other stages given; with writeStatuses, also cp.reportStatuses with reports (nil: srv's).
+// other stages given; with writeStatuses, also cp.reportStatuses with reports.
 func serveControlPlane(ctx context.Context, reg *prometheus.Registry, provider inputProvider, srv *xds.Server, adminAddr string,
 	writeStatuses func([]translator.Status), reports proxyReporter, stages ...runnable) error {
 	cp := newControlPlane(srv)
 	if writeStatuses != nil {
-		if reports == nil {
-			reports = srv
-		}
 		stages = append(stages, stage{"status reports", func(ctx context.Context) error {
 			return cp.reportStatuses(ctx, reports, writeStatuses)
 		}})

@@ -231,7 +231,7 @@ func runKubeControlPlane(ctx context.Context, s *kubeSetup, xdsAddr, adminAddr s
 	})
 	srv := xds.NewServer(xdsAddr, reg, xdsOpts...)
 	stages := []runnable{elector, statuses, mirrors}
-	var reports proxyReporter // the xDS server's, alone
+	var reports proxyReporter = srv // this replica's proxies alone
 	if leaseKube != nil {
 		// Proxies connect to any replica; the leader writes the statuses from every one's.
 		shared := kubernetes.NewSharedReports(leaseKube, srv, kubernetes.SharedReportsOptions{

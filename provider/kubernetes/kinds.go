@@ -89,8 +89,8 @@ var (
 	mcsV1alpha1 = mcsv1alpha1.SchemeGroupVersion
 )
 
-// BackendTrafficPolicyResource is the resource of BackendTrafficPolicies.
-var BackendTrafficPolicyResource = straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")
+// backendTrafficPolicies is the resource of BackendTrafficPolicies.
+var backendTrafficPolicies = straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")
 
 // kinds are the kinds the translator reads (translator.ClusterResources), in its order.
 var kinds = []kind{
@@ -151,9 +151,9 @@ var kinds = []kind{
 			return f.mcs.Multicluster().V1alpha1().ServiceImports().Informer()
 		},
 		fill: fill(func(r *translator.ClusterResources) *[]*mcsv1alpha1.ServiceImport { return &r.ServiceImports })},
-	{name: "BackendTrafficPolicy", resource: BackendTrafficPolicyResource, specOnly: true,
+	{name: "BackendTrafficPolicy", resource: backendTrafficPolicies, specOnly: true,
 		informer: func(f *factories) cache.SharedIndexInformer {
-			return f.strait.ForResource(BackendTrafficPolicyResource).Informer()
+			return f.strait.ForResource(backendTrafficPolicies).Informer()
 		},
 		fill: fill(func(r *translator.ClusterResources) *[]*straitv1alpha1.BackendTrafficPolicy {
 			return &r.BackendTrafficPolicies

@@ -120,11 +120,7 @@ func (c straitClient[T]) Get(ctx context.Context, name string, opts metav1.GetOp
 	if err != nil {
 		return nil, err
 	}
-	obj := new(T)
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
-		return nil, fmt.Errorf("convert %s: %w", c.kind, err)
-	}
-	return obj, nil
+	return c.typed(u)
 }
 
 // UpdateStatus writes obj's status through the status subresource.
@@ -142,11 +138,16 @@ func (c straitClient[T]) UpdateStatus(ctx context.Context, obj *T, opts metav1.U
 	if err != nil {
 		return nil, err
 	}
-	out := new(T)
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(updated.Object, out); err != nil {
+	return c.typed(updated)
+}
+
+// typed converts an object read from the API server to T.
+func (c straitClient[T]) typed(u *unstructured.Unstructured) (*T, error) {
+	obj := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
 		return nil, fmt.Errorf("convert %s: %w", c.kind, err)
 	}
-	return out, nil
+	return obj, nil
 }
 
 // routeStatusOf returns a wantAs for a route kind whose status type T embeds RouteStatus.

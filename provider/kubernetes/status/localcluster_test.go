@@ -20,6 +20,7 @@ import (
 
 	straitv1alpha1 "github.com/strait-gw/strait/api/v1alpha1"
 	"github.com/strait-gw/strait/e2e/localcluster"
+	straitkube "github.com/strait-gw/strait/provider/kubernetes"
 	"github.com/strait-gw/strait/provider/kubernetes/kubetest"
 	"github.com/strait-gw/strait/translator"
 )
@@ -32,22 +33,11 @@ import (
 func TestLocalCluster(t *testing.T) {
 	fleet := localcluster.StartForTest(t, localcluster.Options{Clusters: []string{"us"}})
 	cfg := fleet.Cluster("us").Config
-	gw, err := gwclient.NewForConfig(cfg)
+	admin, err := straitkube.NewClients(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mcs, err := mcsclient.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw, kube, dyn, mcs := admin.Gateway, admin.Kube, admin.Dynamic, admin.MCS
 	policies := dyn.Resource(straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")).Namespace("default")
 	ctx := t.Context()
 	api := gw.GatewayV1()
@@ -102,8 +92,11 @@ func TestLocalCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := Client{Gateway: gwclient.NewForConfigOrDie(member), Dynamic: dynamic.NewForConfigOrDie(member),
-		MCS: mcsclient.NewForConfigOrDie(member)}
+	m, err := straitkube.NewClients(member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := Client{Gateway: m.Gateway, Dynamic: m.Dynamic, MCS: m.MCS}
 	w, err := New(Options{Clients: func(string) (Client, bool) { return client, true }})
 	if err != nil {
 		t.Fatal(err)

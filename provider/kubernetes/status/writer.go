@@ -85,11 +85,16 @@ type Writer struct {
 	// wanted holds the newest status of every object of the last Update. A nil status means
 	// "remove Strait's entries": the object had a status before and the translator no longer
 	// gives it one (a route whose Strait parent went away).
-	wanted map[Key]any
-	// uids holds the UID of every object of the last Update: an object deleted and created
-	// again under the same name (within one translation's debounce) has a new UID, and its
-	// status must be written even when it equals the old object's.
-	uids map[Key]types.UID
+	wanted map[Key]wanted
+}
+
+// wanted is the status Strait wants an object to have.
+type wanted struct {
+	status any
+	// uid is the object's: an object deleted and created again under the same name (within
+	// one translation's debounce) has a new UID, and its status must be written even when it
+	// equals the old object's.
+	uid types.UID
 }
 
 // New returns a Writer; Start runs it.
@@ -106,8 +111,7 @@ func New(opts Options) (*Writer, error) {
 		opts:    opts,
 		log:     log.With("component", "status-writer"),
 		metrics: m,
-		wanted:  map[Key]any{},
-		uids:    map[Key]types.UID{},
+		wanted:  map[Key]wanted{},
 	}
 	w.queue = keyqueue.New("writing status", "object", w.log, w.write)
 	return w, nil
@@ -120,17 +124,15 @@ func (w *Writer) Name() string { return "status-writer" }
 // servers. Objects whose status differs from the previous Update's are queued; an object the
 // previous Update had and this one lacks is queued so that Strait's entries leave it.
 func (w *Writer) Update(statuses []translator.Status) {
-	next := make(map[Key]any, len(statuses))
-	uids := make(map[Key]types.UID, len(statuses))
+	next := make(map[Key]wanted, len(statuses))
 	for _, s := range statuses {
-		k := Key{s.Cluster, s.Kind, s.Namespace, s.Name}
-		next[k], uids[k] = s.Status, s.UID
+		next[Key{s.Cluster, s.Kind, s.Namespace, s.Name}] = wanted{s.Status, s.UID}
 	}
 	w.mu.Lock()
-	prev, prevUIDs := w.wanted, w.uids
+	prev := w.wanted
 	var changed []Key
 	for k, st := range next {
-		if old, ok := prev[k]; !ok || !statusEqual(old, st) || prevUIDs[k] != uids[k] {
+		if old, ok := prev[k]; !ok || old.uid != st.uid || !statusEqual(old.status, st.status) {
 			changed = append(changed, k)
 		}
 	}
@@ -140,12 +142,12 @@ func (w *Writer) Update(statuses []translator.Status) {
 		}
 		// Remembered as nil until written (forgetRemoved), so that the removal happens once
 		// even when more Updates come before it.
-		next[k] = nil
-		if old != nil {
+		next[k] = wanted{}
+		if old.status != nil {
 			changed = append(changed, k)
 		}
 	}
-	w.wanted, w.uids = next, uids
+	w.wanted = next
 	w.mu.Unlock()
 	for _, k := range changed {
 		w.queue.Add(k)
@@ -194,7 +196,7 @@ func (w *Writer) write(ctx context.Context, key Key) error {
 	// write seen through a stale read) changed the object, and the merge must start over.
 	var result string
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		r, err := kind.write(ctx, client, key.Namespace, key.Name, want, metav1.NewTime(time.Now()))
+		r, err := kind.write(ctx, client, key.Namespace, key.Name, want.status, metav1.NewTime(time.Now()))
 		result = r
 		if apierrors.IsConflict(err) {
 			w.metrics.writes.WithLabelValues(key.Kind, resultConflict).Inc()
@@ -213,7 +215,7 @@ func (w *Writer) write(ctx context.Context, key Key) error {
 		return fmt.Errorf("%s %s/%s in cluster %s: %w", key.Kind, key.Namespace, key.Name, key.Cluster, err)
 	}
 	w.metrics.writes.WithLabelValues(key.Kind, result).Inc()
-	if want == nil {
+	if want.status == nil {
 		w.forgetRemoved(key)
 	}
 	return nil
@@ -224,7 +226,7 @@ func (w *Writer) write(ctx context.Context, key Key) error {
 func (w *Writer) forgetRemoved(key Key) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if st, ok := w.wanted[key]; ok && st == nil {
+	if st, ok := w.wanted[key]; ok && st.status == nil {
 		delete(w.wanted, key)
 	}
 }
