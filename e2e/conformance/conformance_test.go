@@ -12,11 +12,9 @@ package conformance
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -86,18 +84,12 @@ func TestConformance(t *testing.T) {
 	dir := t.TempDir()
 	log.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
 
-	binary := filepath.Join(dir, "strait")
-	built := make(chan error, 1)
-	go func() {
-		cmd := exec.Command("go", "build", "-o", binary, "./cmd/strait")
-		cmd.Dir = filepath.Join("..", "..")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("go build: %w: %s", err, out)
-		}
-		built <- err
-	}()
 	if err := kubelet.Prepare(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The controller and the proxies run the binary the echo pods run, which Prepare built.
+	binary, err := kubelet.StraitBinary(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	fleet := localcluster.StartForTest(t, localcluster.Options{
@@ -106,9 +98,6 @@ func TestConformance(t *testing.T) {
 		GatewayAPIChannel: localcluster.GatewayAPIExperimental,
 		Addons:            []localcluster.Addon{kubelet.Addon(nil, readyImage)},
 	})
-	if err := <-built; err != nil {
-		t.Fatal(err)
-	}
 	lc := fleet.Cluster(clusterName)
 	gw := gwclient.NewForConfigOrDie(lc.Config)
 

@@ -97,19 +97,12 @@ func setup(t *testing.T) *env {
 	e := &env{clusters: map[string]*cluster{}, dir: t.TempDir()}
 	e.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 
-	// The binary builds while the clusters start.
-	built := make(chan error, 1)
-	go func() {
-		e.binary = filepath.Join(e.dir, "strait")
-		cmd := exec.Command("go", "build", "-o", e.binary, "./cmd/strait")
-		cmd.Dir = filepath.Join("..", "..")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("go build: %w: %s", err, out)
-		}
-		built <- err
-	}()
 	if err := kubelet.Prepare(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The controller and the proxies run the binary the echo pods run, which Prepare built.
+	var err error
+	if e.binary, err = kubelet.StraitBinary(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var names []string
@@ -121,9 +114,6 @@ func setup(t *testing.T) *env {
 		// which go test may run at the same time, uses 0 and 1.
 		FirstIndex: 10,
 		Addons:     []localcluster.Addon{kubelet.Addon(nil)}})
-	if err := <-built; err != nil {
-		t.Fatal(err)
-	}
 
 	ports := freePorts(t, 2+len(clusterMeta))
 	e.xdsAddr = "127.0.0.1:" + strconv.Itoa(ports[0])
