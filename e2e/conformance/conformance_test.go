@@ -13,7 +13,6 @@ import (
 	"context"
 	"flag"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -109,7 +108,10 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ports := freePorts(t, 2)
+	ports, err := localcluster.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	xdsAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
 	controllerLog := filepath.Join(dir, "controller.log")
 	controller, err := startProcess(binary, controllerLog, "controller",
@@ -255,23 +257,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	// All stay open until every port is picked, so that no two are the same.
-	var ports []int
-	var listeners []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range listeners {
-		_ = l.Close()
-	}
-	return ports
 }

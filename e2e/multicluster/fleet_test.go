@@ -115,7 +115,10 @@ func setup(t *testing.T) *env {
 		FirstIndex: 10,
 		Addons:     []localcluster.Addon{kubelet.Addon(nil)}})
 
-	ports := freePorts(t, 2+len(clusterMeta))
+	ports, err := localcluster.FreePorts(2 + len(clusterMeta))
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.xdsAddr = "127.0.0.1:" + strconv.Itoa(ports[0])
 	var cfg strings.Builder
 	cfg.WriteString("apiVersion: strait.dev/v1alpha1\nkind: StraitConfig\nclusters:\n")
@@ -235,24 +238,6 @@ func tail(path string, lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var listeners []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range listeners {
-		_ = l.Close()
-	}
-	return ports
 }
 
 func createGatewayClass(t *testing.T, c *cluster) {
