@@ -5,7 +5,6 @@
 package multicluster
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,8 +77,8 @@ type env struct {
 	xdsAddr  string
 	admin    string // the controller's admin address
 	client   *http.Client
-
-	mu         sync.Mutex
+	// controller is the running controller, nil once killed. Only the test's goroutine
+	// starts and kills it (the scenarios run in order).
 	controller *exec.Cmd
 }
 
@@ -148,7 +146,7 @@ func setup(t *testing.T) *env {
 		createRoute(t, c, route("ns", "ns.test", backends(backend("podinfo", 1))))
 	}
 	e.startController(t)
-	t.Cleanup(e.stopController)
+	t.Cleanup(e.killController)
 	for i, m := range clusterMeta {
 		e.startProxy(t, m.name, ports[2+i])
 	}
@@ -162,33 +160,18 @@ func setup(t *testing.T) *env {
 // killed controller's successor does not wait for an orphaned Lease to expire.
 func (e *env) startController(t *testing.T) {
 	t.Helper()
-	cmd := e.command(t, "controller", "controller", "--config", e.config, "--leader-elect=false")
-	e.mu.Lock()
-	e.controller = cmd
-	e.mu.Unlock()
+	e.controller = e.command(t, "controller", "controller", "--config", e.config, "--leader-elect=false")
 }
 
-// killController kills the controller with SIGKILL, as a crash would.
-func (e *env) killController(t *testing.T) {
-	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// killController kills the controller with SIGKILL, as a crash would; it is also how the
+// test ends it.
+func (e *env) killController() {
 	if e.controller == nil {
 		return
 	}
 	_ = e.controller.Process.Kill()
 	_ = e.controller.Wait()
 	e.controller = nil
-}
-
-func (e *env) stopController() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.controller != nil {
-		_ = e.controller.Process.Kill()
-		_ = e.controller.Wait()
-		e.controller = nil
-	}
 }
 
 // startProxy runs `strait proxy` for cluster's Gateway web.
@@ -377,7 +360,7 @@ func (e *env) get(ctx context.Context, c *cluster, host, path string) (echo.Resp
 		return resp, err
 	}
 	defer func() { _ = r.Body.Close() }()
-	body, err := io.ReadAll(bufio.NewReader(r.Body))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return resp, err
 	}

@@ -186,14 +186,14 @@ func (e *env) testFaults(t *testing.T) {
 	const n = 100
 
 	eu.KillAPIServer()
-	eventually(t, "the controller to see eu stale", func() bool { return e.metric(t, `strait_cluster_stale{cluster="eu"}`) == "1" })
+	eventually(t, "the controller to see eu stale", func() bool { return e.metric(`strait_cluster_stale{cluster="eu"}`) == "1" })
 	createRoute(t, us, route("fault", "fault.test", backends(backend("podinfo", 1))))
 	e.waitServed(t, us, "fault.test", "/", "a route created in us while eu is down", func(r echo.Response) bool { return r.Cluster == "us" })
 	e.checkAllFrom(t, ap, "ns.test", "ap", n)
 	e.checkAllFrom(t, eu, "ns.test", "eu", n)
 	t.Logf("faults: eu's API server killed: new us route served; %d requests each through ap and eu served by their own clusters", n)
 
-	e.killController(t)
+	e.killController()
 	for _, m := range clusterMeta {
 		e.checkAllFrom(t, e.clusters[m.name], "ns.test", m.name, n)
 	}
@@ -212,7 +212,7 @@ func (e *env) testFaults(t *testing.T) {
 }
 
 // metric reads a sample of the controller's /metrics by its name and labels, "" when absent.
-func (e *env) metric(t *testing.T, sample string) string {
+func (e *env) metric(sample string) string {
 	for _, line := range e.metrics(e.admin) {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			return v
