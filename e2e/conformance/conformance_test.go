@@ -12,11 +12,8 @@ package conformance
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io/fs"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -86,18 +83,12 @@ func TestConformance(t *testing.T) {
 	dir := t.TempDir()
 	log.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
 
-	binary := filepath.Join(dir, "strait")
-	built := make(chan error, 1)
-	go func() {
-		cmd := exec.Command("go", "build", "-o", binary, "./cmd/strait")
-		cmd.Dir = filepath.Join("..", "..")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("go build: %w: %s", err, out)
-		}
-		built <- err
-	}()
 	if err := kubelet.Prepare(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The controller and the proxies run the binary the echo pods run, which Prepare built.
+	binary, err := kubelet.StraitBinary(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	fleet := localcluster.StartForTest(t, localcluster.Options{
@@ -106,9 +97,6 @@ func TestConformance(t *testing.T) {
 		GatewayAPIChannel: localcluster.GatewayAPIExperimental,
 		Addons:            []localcluster.Addon{kubelet.Addon(nil, readyImage)},
 	})
-	if err := <-built; err != nil {
-		t.Fatal(err)
-	}
 	lc := fleet.Cluster(clusterName)
 	gw := gwclient.NewForConfigOrDie(lc.Config)
 
@@ -120,7 +108,10 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ports := freePorts(t, 2)
+	ports, err := localcluster.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	xdsAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
 	controllerLog := filepath.Join(dir, "controller.log")
 	controller, err := startProcess(binary, controllerLog, "controller",
@@ -266,23 +257,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	// All stay open until every port is picked, so that no two are the same.
-	var ports []int
-	var listeners []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range listeners {
-		_ = l.Close()
-	}
-	return ports
 }

@@ -3,6 +3,8 @@ package kubelet
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -208,6 +210,17 @@ func Prepare(ctx context.Context, cacheDir string) error {
 	return nil
 }
 
+// StraitBinary returns the `strait` binary built from this source tree into the default
+// cache, the one EchoImage pods run, building it if this process has not yet (Prepare does
+// too). Tests run it as the controller and the proxies, so that they build it once.
+func StraitBinary(ctx context.Context) (string, error) {
+	dir, err := defaultCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return binariesIn(dir).path(ctx, "strait")
+}
+
 // defaultCacheDir is ${XDG_CACHE_HOME:-~/.cache}/strait/kubelet.
 func defaultCacheDir() (string, error) {
 	dir, err := os.UserCacheDir()
@@ -234,7 +247,10 @@ func (b *binaries) path(ctx context.Context, name string) (string, error) {
 	var out string
 	switch name {
 	case "strait":
-		out = filepath.Join(b.dir, "strait")
+		// One per source tree: tests of another worktree running at the same time rebuild
+		// theirs from other code.
+		tree := sha256.Sum256([]byte(root))
+		out = filepath.Join(b.dir, "strait-"+hex.EncodeToString(tree[:4]), "strait")
 		err = goBuild(ctx, root, out, "./cmd/strait")
 	case "echo-basic":
 		out = filepath.Join(b.dir, "echo-basic-"+echoBasicVersion, "echo-basic")

@@ -364,9 +364,10 @@ func httpOK(ctx context.Context, client *http.Client, url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago. All listeners
+// FreePorts returns n distinct loopback ports that were free a moment ago. All listeners
 // stay open until every port is picked, so the kernel cannot hand out one port twice.
-func freePorts(n int) ([]int, error) {
+// Tests use it for the processes they start next to the clusters.
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var listeners []net.Listener
 	defer func() {

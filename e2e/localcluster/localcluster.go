@@ -123,7 +123,7 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 		f.removeDir = true
 	}
 	// All ports at once, so that no cluster gets a port another one just released.
-	ports, err := freePorts(portsPerCluster * len(opts.Clusters))
+	ports, err := FreePorts(portsPerCluster * len(opts.Clusters))
 	if err != nil {
 		_ = f.Stop()
 		return nil, fmt.Errorf("localcluster: %w", err)

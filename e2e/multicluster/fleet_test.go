@@ -5,7 +5,6 @@
 package multicluster
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,8 +77,8 @@ type env struct {
 	xdsAddr  string
 	admin    string // the controller's admin address
 	client   *http.Client
-
-	mu         sync.Mutex
+	// controller is the running controller, nil once killed. Only the test's goroutine
+	// starts and kills it (the scenarios run in order).
 	controller *exec.Cmd
 }
 
@@ -97,19 +95,12 @@ func setup(t *testing.T) *env {
 	e := &env{clusters: map[string]*cluster{}, dir: t.TempDir()}
 	e.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 
-	// The binary builds while the clusters start.
-	built := make(chan error, 1)
-	go func() {
-		e.binary = filepath.Join(e.dir, "strait")
-		cmd := exec.Command("go", "build", "-o", e.binary, "./cmd/strait")
-		cmd.Dir = filepath.Join("..", "..")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("go build: %w: %s", err, out)
-		}
-		built <- err
-	}()
 	if err := kubelet.Prepare(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The controller and the proxies run the binary the echo pods run, which Prepare built.
+	var err error
+	if e.binary, err = kubelet.StraitBinary(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var names []string
@@ -121,11 +112,11 @@ func setup(t *testing.T) *env {
 		// which go test may run at the same time, uses 0 and 1.
 		FirstIndex: 10,
 		Addons:     []localcluster.Addon{kubelet.Addon(nil)}})
-	if err := <-built; err != nil {
+
+	ports, err := localcluster.FreePorts(2 + len(clusterMeta))
+	if err != nil {
 		t.Fatal(err)
 	}
-
-	ports := freePorts(t, 2+len(clusterMeta))
 	e.xdsAddr = "127.0.0.1:" + strconv.Itoa(ports[0])
 	var cfg strings.Builder
 	cfg.WriteString("apiVersion: strait.dev/v1alpha1\nkind: StraitConfig\nclusters:\n")
@@ -155,7 +146,7 @@ func setup(t *testing.T) *env {
 		createRoute(t, c, route("ns", "ns.test", backends(backend("podinfo", 1))))
 	}
 	e.startController(t)
-	t.Cleanup(e.stopController)
+	t.Cleanup(e.killController)
 	for i, m := range clusterMeta {
 		e.startProxy(t, m.name, ports[2+i])
 	}
@@ -169,33 +160,18 @@ func setup(t *testing.T) *env {
 // killed controller's successor does not wait for an orphaned Lease to expire.
 func (e *env) startController(t *testing.T) {
 	t.Helper()
-	cmd := e.command(t, "controller", "controller", "--config", e.config, "--leader-elect=false")
-	e.mu.Lock()
-	e.controller = cmd
-	e.mu.Unlock()
+	e.controller = e.command(t, "controller", "controller", "--config", e.config, "--leader-elect=false")
 }
 
-// killController kills the controller with SIGKILL, as a crash would.
-func (e *env) killController(t *testing.T) {
-	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// killController kills the controller with SIGKILL, as a crash would; it is also how the
+// test ends it.
+func (e *env) killController() {
 	if e.controller == nil {
 		return
 	}
 	_ = e.controller.Process.Kill()
 	_ = e.controller.Wait()
 	e.controller = nil
-}
-
-func (e *env) stopController() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.controller != nil {
-		_ = e.controller.Process.Kill()
-		_ = e.controller.Wait()
-		e.controller = nil
-	}
 }
 
 // startProxy runs `strait proxy` for cluster's Gateway web.
@@ -245,24 +221,6 @@ func tail(path string, lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var listeners []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range listeners {
-		_ = l.Close()
-	}
-	return ports
 }
 
 func createGatewayClass(t *testing.T, c *cluster) {
@@ -402,7 +360,7 @@ func (e *env) get(ctx context.Context, c *cluster, host, path string) (echo.Resp
 		return resp, err
 	}
 	defer func() { _ = r.Body.Close() }()
-	body, err := io.ReadAll(bufio.NewReader(r.Body))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return resp, err
 	}

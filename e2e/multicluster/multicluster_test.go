@@ -4,8 +4,6 @@ import (
 	"context"
 	"math"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -252,48 +250,49 @@ func withinSigma(k, n int, p, sigmas float64) bool {
 	return math.Abs(float64(k)-mean) <= sigmas*math.Sqrt(float64(n)*p*(1-p))
 }
 
-// load sends requests to a Gateway in a loop until stop is called, and counts answers and
-// failures.
+// load sends requests to a Gateway in a loop until stop is called. Only its goroutine
+// writes result, and stop reads it after that goroutine has ended.
 type load struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	firstErr   error
-	cancel     context.CancelFunc
-	done       chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	result loadResult
 }
 
-func (e *env) startLoad(ctx context.Context, c *cluster, host string, seen func(echo.Response)) *load {
+// loadResult is what a load loop saw: answers counted by the key startLoad was given, and
+// failures.
+type loadResult struct {
+	answers    map[string]int
+	ok, failed int
+	firstErr   error
+}
+
+func (e *env) startLoad(ctx context.Context, c *cluster, host string, key func(echo.Response) string) *load {
 	ctx, cancel := context.WithCancel(ctx)
-	l := &load{cancel: cancel, done: make(chan struct{})}
+	l := &load{cancel: cancel, done: make(chan struct{}), result: loadResult{answers: map[string]int{}}}
 	go func() {
 		defer close(l.done)
+		res := &l.result
 		for ctx.Err() == nil {
 			r, err := e.get(ctx, c, host, "/")
 			switch {
 			case ctx.Err() != nil:
 			case err != nil:
-				l.failed.Add(1)
-				l.mu.Lock()
-				if l.firstErr == nil {
-					l.firstErr = err
+				res.failed++
+				if res.firstErr == nil {
+					res.firstErr = err
 				}
-				l.mu.Unlock()
 			default:
-				l.ok.Add(1)
-				if seen != nil {
-					seen(r)
-				}
+				res.ok++
+				res.answers[key(r)]++
 			}
 		}
 	}()
 	return l
 }
 
-// stop ends the loop and returns its counts.
-func (l *load) stop() (ok, failed int64, firstErr error) {
+// stop ends the loop and returns what it saw.
+func (l *load) stop() loadResult {
 	l.cancel()
 	<-l.done
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ok.Load(), l.failed.Load(), l.firstErr
+	return l.result
 }

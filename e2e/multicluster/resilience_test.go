@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,34 +50,26 @@ func (e *env) testFailover(t *testing.T) {
 
 	for _, step := range []struct{ drained, next string }{{"us", "eu"}, {"eu", "ap"}} {
 		// During the switch, answers come from the drained tier or the next one only.
-		var mu sync.Mutex
-		from := map[string]int{}
-		l := e.startLoad(t.Context(), us, "failover.test", func(r echo.Response) {
-			mu.Lock()
-			from[r.Cluster]++
-			mu.Unlock()
-		})
+		l := e.startLoad(t.Context(), us, "failover.test", func(r echo.Response) string { return r.Cluster })
 		retried := e.connectRetries(us)
 		began := time.Now()
 		scale(t, e.clusters[step.drained], "fo", 0)
 		scaled := time.Since(began)
 		e.waitServed(t, us, "failover.test", "/", "fo of "+step.next, func(r echo.Response) bool { return r.Cluster == step.next })
 		switched := time.Since(began)
-		ok, failed, firstErr := l.stop()
-		mu.Lock()
-		for c, n := range from {
+		res := l.stop()
+		for c, n := range res.answers {
 			if c != step.drained && c != step.next {
 				t.Errorf("failover %s -> %s: %d answers from %s during the switch", step.drained, step.next, n, c)
 			}
 		}
-		mu.Unlock()
-		if failed != 0 {
+		if res.failed != 0 {
 			t.Errorf("failover %s -> %s: %d of %d requests failed during the switch (scale to 0 until %s's first answer, %v; first: %v), want 0",
-				step.drained, step.next, failed, ok+failed, step.next, switched.Round(time.Millisecond), firstErr)
+				step.drained, step.next, res.failed, res.ok+res.failed, step.next, switched.Round(time.Millisecond), res.firstErr)
 		}
 		e.checkAllFrom(t, us, "failover.test", step.next, healthWindow)
 		t.Logf("failover %s -> %s: scaled to 0 in %v, switched after %v; %d requests during the switch, %d failed (first: %v); then %d of %d served by %s; %d requests in all sent to another endpoint after a refused connection",
-			step.drained, step.next, scaled.Round(time.Millisecond), switched.Round(time.Millisecond), ok+failed, failed, firstErr,
+			step.drained, step.next, scaled.Round(time.Millisecond), switched.Round(time.Millisecond), res.ok+res.failed, res.failed, res.firstErr,
 			healthWindow, healthWindow, step.next, e.connectRetries(us)-retried)
 	}
 }
@@ -114,27 +105,19 @@ func (e *env) testBlueGreen(t *testing.T) {
 	e.waitServed(t, us, "bg.test", "/", "blue", func(r echo.Response) bool { return r.Service == "blue" })
 	e.waitServed(t, us, "preview.bg.test", "/", "green, previewed", func(r echo.Response) bool { return r.Service == "green" })
 
-	var mu sync.Mutex
-	served := map[string]int{}
-	l := e.startLoad(t.Context(), us, "bg.test", func(r echo.Response) {
-		mu.Lock()
-		served[r.Service]++
-		mu.Unlock()
-	})
+	l := e.startLoad(t.Context(), us, "bg.test", func(r echo.Response) string { return r.Service })
 	for _, to := range []string{"green", "blue"} {
 		e.updateRoute(t, us, "bg", backends(backend(to, 1)))
 		e.waitServed(t, us, "bg.test", "/", to, func(r echo.Response) bool { return r.Service == to })
 	}
-	ok, failed, firstErr := l.stop()
-	if failed != 0 {
-		t.Errorf("blue-green: %d of %d requests failed during the switches (first: %v)", failed, ok+failed, firstErr)
+	res := l.stop()
+	if res.failed != 0 {
+		t.Errorf("blue-green: %d of %d requests failed during the switches (first: %v)", res.failed, res.ok+res.failed, res.firstErr)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if served["green"] == 0 || served["blue"] == 0 {
-		t.Errorf("blue-green: load loop answers %v, want both blue and green", served)
+	if res.answers["green"] == 0 || res.answers["blue"] == 0 {
+		t.Errorf("blue-green: load loop answers %v, want both blue and green", res.answers)
 	}
-	t.Logf("blue-green: blue -> green -> blue with %d requests in flight: %d failed, answers %v", ok+failed, failed, served)
+	t.Logf("blue-green: blue -> green -> blue with %d requests in flight: %d failed, answers %v", res.ok+res.failed, res.failed, res.answers)
 }
 
 // testBadInput: a route with a backendRef to a missing Service gets ResolvedRefs False
@@ -186,14 +169,14 @@ func (e *env) testFaults(t *testing.T) {
 	const n = 100
 
 	eu.KillAPIServer()
-	eventually(t, "the controller to see eu stale", func() bool { return e.metric(t, `strait_cluster_stale{cluster="eu"}`) == "1" })
+	eventually(t, "the controller to see eu stale", func() bool { return e.metric(`strait_cluster_stale{cluster="eu"}`) == "1" })
 	createRoute(t, us, route("fault", "fault.test", backends(backend("podinfo", 1))))
 	e.waitServed(t, us, "fault.test", "/", "a route created in us while eu is down", func(r echo.Response) bool { return r.Cluster == "us" })
 	e.checkAllFrom(t, ap, "ns.test", "ap", n)
 	e.checkAllFrom(t, eu, "ns.test", "eu", n)
 	t.Logf("faults: eu's API server killed: new us route served; %d requests each through ap and eu served by their own clusters", n)
 
-	e.killController(t)
+	e.killController()
 	for _, m := range clusterMeta {
 		e.checkAllFrom(t, e.clusters[m.name], "ns.test", m.name, n)
 	}
@@ -212,7 +195,7 @@ func (e *env) testFaults(t *testing.T) {
 }
 
 // metric reads a sample of the controller's /metrics by its name and labels, "" when absent.
-func (e *env) metric(t *testing.T, sample string) string {
+func (e *env) metric(sample string) string {
 	for _, line := range e.metrics(e.admin) {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			return v
