@@ -379,8 +379,9 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 }
 
 // beginExchange starts the upstream exchange of a request on either fast path, which
-// started at start: it finds ex.cluster, takes its reservations within the route's timeout
-// and sets ex.upstream. The deadline is the route's (zero: none).
+// started at start: it finds ex.cluster and takes its reservations within the route's
+// timeout. The deadline is the route's (zero: none). The endpoint may still change while the
+// request is sent (Exchange.Conn): ex.upstream is set once it was.
 func (p *Proxy) beginExchange(ex *exchange, start time.Time) (x upstream.Exchange, deadline time.Time, err error) {
 	cluster := p.upstreams.Cluster(ex.cluster.Name)
 	if cluster == nil {
@@ -389,11 +390,8 @@ func (p *Proxy) beginExchange(ex *exchange, start time.Time) (x upstream.Exchang
 	if ex.route.Timeout > 0 {
 		deadline = start.Add(ex.route.Timeout)
 	}
-	if x, err = cluster.Begin(deadline); err != nil {
-		return x, deadline, err
-	}
-	ex.upstream = x.Endpoint().Address()
-	return x, deadline, nil
+	x, err = cluster.Begin(deadline)
+	return x, deadline, err
 }
 
 // errClientGone is a request body the client stopped sending.

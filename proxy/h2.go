@@ -73,6 +73,7 @@ func (h *httpHandler) serveCodec(w http.ResponseWriter, r *http.Request, ex *exc
 	}()
 	s := codecStream{h: h, w: w, r: r, ex: ex, resp: &m.resp}
 	conn, stop, err := s.send(&x, deadline)
+	ex.upstream = x.Endpoint().Address()
 	if err != nil {
 		if errors.Is(err, errClientGone) || r.Context().Err() != nil {
 			ex.status = statusClientClosed // nobody reads an answer, and it says nothing of the upstream
