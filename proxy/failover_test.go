@@ -13,7 +13,7 @@ import (
 // directly.
 func TestServiceImportFailover(t *testing.T) {
 	us1, us2, eu := startEcho(t, "us", "us-1"), startEcho(t, "us", "us-2"), startEcho(t, "eu", "eu-1")
-	port, _ := importEnv(t, eu, us1, us2)
+	port, _, _ := importEnv(t, eu, us1, us2)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for range 50 {
 		if status, er := get(t, client, url(port, "/"), "podinfo.local", nil); status != http.StatusOK || er.Cluster != "us" {

@@ -343,21 +343,11 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 	req := c.req
 	// An answer sent before the body was read leaves the body on the connection.
 	canKeep := req.Body == http1.NoBody
-	cluster := c.bl.p.upstreams.Cluster(ex.cluster.Name)
-	if cluster == nil {
-		ex.status = upstreamStatus(errClusterNotFound, ex.route)
-		return c.writeError(ex.status, canKeep)
-	}
-	var deadline time.Time
-	if ex.route.Timeout > 0 {
-		deadline = start.Add(ex.route.Timeout)
-	}
-	x, err := cluster.Begin(deadline)
+	x, deadline, err := c.bl.p.beginExchange(ex, start)
 	if err != nil {
 		ex.status = upstreamStatus(err, ex.route)
 		return c.writeError(ex.status, canKeep)
 	}
-	ex.upstream = x.Endpoint().Address()
 	c.prepare(ex)
 
 	conn, err := c.send(&x, deadline)
@@ -386,6 +376,22 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 	}
 	x.End()
 	return c.bw.Flush() == nil && keepAlive
+}
+
+// beginExchange starts the upstream exchange of a request on either fast path, which
+// started at start: it finds ex.cluster and takes its reservations within the route's
+// timeout. The deadline is the route's (zero: none). The endpoint may still change while the
+// request is sent (Exchange.Conn): ex.upstream is set once it was.
+func (p *Proxy) beginExchange(ex *exchange, start time.Time) (x upstream.Exchange, deadline time.Time, err error) {
+	cluster := p.upstreams.Cluster(ex.cluster.Name)
+	if cluster == nil {
+		return x, deadline, errClusterNotFound
+	}
+	if ex.route.Timeout > 0 {
+		deadline = start.Add(ex.route.Timeout)
+	}
+	x, err = cluster.Begin(deadline)
+	return x, deadline, err
 }
 
 // errClientGone is a request body the client stopped sending.

@@ -57,24 +57,13 @@ var codecBodyPool = sync.Pool{New: func() any { b := make([]byte, codecBodyBuffe
 func (h *httpHandler) serveCodec(w http.ResponseWriter, r *http.Request, ex *exchange, start time.Time) {
 	ex.cluster = ex.route.PickCluster(rand.Uint64())
 	ex.attempts = 1
-	cluster := h.p.upstreams.Cluster(ex.cluster.Name)
-	if cluster == nil {
-		ex.status = upstreamStatus(errClusterNotFound, ex.route)
-		http.Error(w, http.StatusText(ex.status), ex.status)
-		return
-	}
-	var deadline time.Time
-	if ex.route.Timeout > 0 {
-		deadline = start.Add(ex.route.Timeout)
-	}
-	x, err := cluster.Begin(deadline)
+	x, deadline, err := h.p.beginExchange(ex, start)
 	if err != nil {
 		ex.status = upstreamStatus(err, ex.route)
 		http.Error(w, http.StatusText(ex.status), ex.status)
 		return
 	}
 	defer x.End()
-	ex.upstream = x.Endpoint().Address()
 	h.prepareCodec(r, ex)
 
 	m := messagePool.Get().(*messages)
@@ -84,6 +73,7 @@ func (h *httpHandler) serveCodec(w http.ResponseWriter, r *http.Request, ex *exc
 	}()
 	s := codecStream{h: h, w: w, r: r, ex: ex, resp: &m.resp}
 	conn, stop, err := s.send(&x, deadline)
+	ex.upstream = x.Endpoint().Address()
 	if err != nil {
 		if errors.Is(err, errClientGone) || r.Context().Err() != nil {
 			ex.status = statusClientClosed // nobody reads an answer, and it says nothing of the upstream

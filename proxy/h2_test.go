@@ -468,6 +468,14 @@ func (c *h2cLoad) status(t *testing.T, n int, value string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c.readStatus(t, 1)
+}
+
+// readStatus reads frames, answering SETTINGS, until the response head of stream id, and
+// returns its :status. A reset of the stream, a GOAWAY or a response on another stream fails
+// the test.
+func (c *h2cLoad) readStatus(t *testing.T, id uint32) string {
+	t.Helper()
 	status := ""
 	c.dec.SetEmitFunc(func(f hpack.HeaderField) {
 		if f.Name == ":status" {
@@ -478,20 +486,27 @@ func (c *h2cLoad) status(t *testing.T, n int, value string) string {
 	for {
 		f, err := c.fr.ReadFrame()
 		if err != nil {
-			t.Fatalf("no response: %v", err)
+			t.Fatalf("no response on stream %d: %v", id, err)
 		}
 		switch f := f.(type) {
 		case *http2.HeadersFrame:
 			if _, err := c.dec.Write(f.HeaderBlockFragment()); err != nil {
 				t.Fatal(err)
 			}
+			if f.StreamID != id {
+				t.Fatalf("a response on stream %d, want one on %d", f.StreamID, id)
+			}
 			return status
 		case *http2.SettingsFrame:
 			if !f.IsAck() {
 				c.write(c.fr.WriteSettingsAck)
 			}
-		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
-			t.Fatalf("%v instead of a response", f)
+		case *http2.RSTStreamFrame:
+			if f.StreamID == id {
+				t.Fatalf("stream %d reset (%v) instead of a response", id, f.ErrCode)
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v instead of a response", f.ErrCode)
 		}
 	}
 }
@@ -614,34 +629,8 @@ func TestH2CodecRapidReset(t *testing.T) {
 	c.write(func() error {
 		return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2*streams + 1, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
 	})
-	status := ""
-	c.dec.SetEmitFunc(func(f hpack.HeaderField) {
-		if f.Name == ":status" {
-			status = f.Value
-		}
-	})
-	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for status == "" {
-		f, err := c.fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("no answer after the resets: %v", err)
-		}
-		switch f := f.(type) {
-		case *http2.HeadersFrame:
-			if _, err := c.dec.Write(f.HeaderBlockFragment()); err != nil {
-				t.Fatal(err)
-			}
-			if f.StreamID != 2*streams+1 {
-				t.Fatalf("an answer on reset stream %d", f.StreamID)
-			}
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				c.write(c.fr.WriteSettingsAck)
-			}
-		case *http2.GoAwayFrame:
-			t.Fatalf("GOAWAY %v", f.ErrCode)
-		}
-	}
+	// A response on a reset stream fails the test.
+	status := c.readStatus(t, 2*streams+1)
 	if status != "200" {
 		t.Errorf("status %s after the resets", status)
 	}

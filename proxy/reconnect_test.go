@@ -3,7 +3,9 @@ package proxy_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -20,8 +22,8 @@ import (
 
 // importEnv serves a route in us to the ServiceImport podinfo, exported by us (the
 // backends usBackends, priority 0) and eu (euBackend, priority 1), and returns the
-// Gateway's port and the proxy's metrics.
-func importEnv(t *testing.T, euBackend *backend, usBackends ...*backend) (int, *prometheus.Registry) {
+// Gateway's port, the proxy's metrics and its access log.
+func importEnv(t *testing.T, euBackend *backend, usBackends ...*backend) (int, *prometheus.Registry, *safeBuffer) {
 	t.Helper()
 	port := freePort(t)
 	route := `---
@@ -34,11 +36,15 @@ spec:
   - backendRefs: [{group: multicluster.x-k8s.io, kind: ServiceImport, name: podinfo, port: 80}]
 `
 	reg := prometheus.NewRegistry()
+	log := &safeBuffer{}
 	newEnv(t, []filetest.Cluster{
 		{Name: "eu", Region: "eu-west", Network: "n", Manifests: service("podinfo", true, "", euBackend)},
 		{Name: "us", Region: "us-east", Network: "n", Manifests: gateway("web", "HTTP", port, "") + "---\n" + service("podinfo", true, "", usBackends...) + route},
-	}, func(o *proxy.Options) { o.Registerer = reg })
-	return port, reg
+	}, func(o *proxy.Options) {
+		o.Registerer = reg
+		o.AccessLog = slog.New(slog.NewJSONHandler(log, nil))
+	})
+	return port, reg, log
 }
 
 // upstreamMetric returns the sum of a strait_upstream_ counter or gauge over every cluster
@@ -62,8 +68,8 @@ func upstreamMetric(t *testing.T, reg *prometheus.Registry, name string) float64
 
 // TestReconnect stops the only endpoint of priority 0 of a ServiceImport, before the
 // control plane or any health check knows: on the fast path (HTTP/1.1) and on HTTP/2
-// (h2c), every request, a POST with a body too, is answered by priority 1, and the refused
-// connections count as connect failures.
+// (h2c), every request, a POST with a body too, is answered by priority 1, whose address the
+// access log gives as the upstream, and the refused connections count as connect failures.
 func TestReconnect(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -74,7 +80,7 @@ func TestReconnect(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			us, eu := startEcho(t, "us", "us-1"), startEcho(t, "eu", "eu-1")
-			port, reg := importEnv(t, eu, us)
+			port, reg, log := importEnv(t, eu, us)
 			if status, er := get(t, tc.client, url(port, "/"), "podinfo.local", nil); status != http.StatusOK || er.Cluster != "us" {
 				t.Fatalf("before us stopped: status %d from %q, want 200 from us", status, er.Cluster)
 			}
@@ -82,6 +88,7 @@ func TestReconnect(t *testing.T) {
 			// request (a POST, which cannot be resent once sent) finds it closed, cannot
 			// connect to us either, and goes to eu.
 			us.stop()
+			logged := len(log.String())
 			for i := range 20 {
 				method, body := http.MethodPost, "payload"
 				if i%2 == 1 {
@@ -103,6 +110,21 @@ func TestReconnect(t *testing.T) {
 				if resp.StatusCode != http.StatusOK || er.Cluster != "eu" || er.Method != method {
 					t.Fatalf("%s %d after us stopped: status %d, %s from %q, want 200 from eu", method, i, resp.StatusCode, er.Method, er.Cluster)
 				}
+			}
+			// A line is written once its response went out: the last may come after it.
+			var lines []string
+			for wait := time.Now().Add(5 * time.Second); len(lines) < 20 && time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
+				lines = strings.Split(strings.TrimSpace(log.String()[logged:]), "\n")
+			}
+			want := fmt.Sprintf("127.0.0.1:%d", eu.port)
+			for _, l := range lines {
+				var line struct{ Upstream string }
+				if err := json.Unmarshal([]byte(l), &line); err != nil || line.Upstream != want {
+					t.Fatalf("access log line %q after us stopped: upstream %q, want %s", l, line.Upstream, want)
+				}
+			}
+			if len(lines) != 20 {
+				t.Errorf("%d access log lines after us stopped, want 20", len(lines))
 			}
 			failures, retries := upstreamMetric(t, reg, "connect_failures_total"), upstreamMetric(t, reg, "connect_retries_total")
 			if failures == 0 || retries != failures {
@@ -127,7 +149,7 @@ func TestNoResendAfterBody(t *testing.T) {
 		other.Add(1)
 		w.WriteHeader(http.StatusOK)
 	})
-	port, _ := importEnv(t, eu, dying.backend)
+	port, _, _ := importEnv(t, eu, dying.backend)
 	for _, client := range []*http.Client{{Timeout: 5 * time.Second}, h2cClient()} {
 		req, err := http.NewRequest(http.MethodPost, url(port, "/"), strings.NewReader("payload"))
 		if err != nil {

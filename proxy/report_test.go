@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/strait-gw/strait/provider/file/filetest"
@@ -62,20 +63,22 @@ func waitProgrammed(t *testing.T, e *env, node string, ok func(reason string) bo
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
+		var c *metav1.Condition
+		var gs *gwapiv1.GatewayStatus
 		for _, st := range translator.WithProxyReports(e.last.Statuses, e.xds.ProxyReport) {
-			gs, isGateway := st.Status.(*gwapiv1.GatewayStatus)
-			if !isGateway || st.Cluster+"/"+st.Namespace+"/"+st.Name != node {
-				continue
+			if s, isGateway := st.Status.(*gwapiv1.GatewayStatus); isGateway && st.Cluster+"/"+st.Namespace+"/"+st.Name == node {
+				gs, c = s, meta.FindStatusCondition(s.Conditions, "Programmed")
+				break
 			}
-			c := meta.FindStatusCondition(gs.Conditions, "Programmed")
-			if c != nil && ok(c.Reason) {
-				return gs
-			}
-			select {
-			case <-e.xds.ProxyChanges():
-			case <-ctx.Done():
-				t.Fatalf("Gateway %s: Programmed is %+v", node, c)
-			}
+		}
+		if c != nil && ok(c.Reason) {
+			return gs
+		}
+		// Also when the Gateway has no status yet: waiting, not spinning, until a report.
+		select {
+		case <-e.xds.ProxyChanges():
+		case <-ctx.Done():
+			t.Fatalf("Gateway %s: Programmed is %+v", node, c)
 		}
 	}
 }

@@ -33,14 +33,20 @@ type Conn struct {
 	Reused bool
 	addr   string
 	idleAt time.Time
-	// socket is the dialer's connection under the accounting wrapper.
-	socket net.Conn
+	// peer looks into the dialer's connection, under the accounting wrapper.
+	peer *peeker
 }
 
 // Closed reports whether the upstream has closed a pooled connection while it was idle,
 // without waiting (a system call). For a request that cannot be sent twice: one that fails
 // on a closed connection cannot be resent on another.
-func (c *Conn) Closed() bool { return c.R.Buffered() > 0 || closedByPeer(c.socket) }
+func (c *Conn) Closed() bool {
+	if c.R.Buffered() > 0 {
+		return true
+	}
+	closed, pending := c.peer.peek()
+	return closed || pending
+}
 
 // Codec reports whether the cluster's requests can go over the proxy's own codec: plaintext
 // HTTP/1.1 upstream. Others go through RoundTrip.
@@ -103,7 +109,7 @@ func (x *Exchange) conn(fresh bool) (*Conn, error) {
 		return nil, err
 	}
 	return &Conn{Conn: nc, R: bufio.NewReaderSize(nc, connBufferSize), W: bufio.NewWriterSize(nc, connBufferSize),
-		addr: x.ep.addr, socket: nc.(*trackedConn).Conn}, nil
+		addr: x.ep.addr, peer: newPeeker(nc.(*trackedConn).Conn)}, nil
 }
 
 // Put returns a connection whose last response was read to its end to the idle pool.

@@ -91,28 +91,6 @@ func TestExchange(t *testing.T) {
 	x.End()
 }
 
-// TestExchangeConnectFailure counts a refused connection as a connect failure.
-func TestExchangeConnectFailure(t *testing.T) {
-	b := newBackend(t, "b")
-	addr := b.addr()
-	b.Close()
-	m := newTestManager(t, Options{})
-	c := install(t, m, edsCluster("x"), assignment("x", loc{eps: eps(addr)}))
-	x, err := c.Begin(time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = x.Conn(false)
-	if !IsConnectError(err) {
-		t.Fatalf("err = %v, want a connect error", err)
-	}
-	x.Failed(err)
-	x.End()
-	if s := c.Stats(); s.ConnectFailures != 1 || s.Responses["error"] != 1 || s.ConnectionsActive != 0 {
-		t.Errorf("stats: %d connect failures, %d errors, %d connections; want 1, 1, 0", s.ConnectFailures, s.Responses["error"], s.ConnectionsActive)
-	}
-}
-
 // TestIdlePoolTimeout drops connections idle past the timeout instead of reusing them.
 func TestIdlePoolTimeout(t *testing.T) {
 	var p idlePool

@@ -4,11 +4,8 @@ package upstream
 
 import "net"
 
-// closedByPeer cannot look into the socket here: a connection the upstream closed is found
-// when a request fails on it.
-func closedByPeer(net.Conn) bool { return false }
-
-// peeker cannot look into sockets here either.
+// peeker cannot look into sockets here: a connection the upstream closed is found when a
+// request fails on it.
 type peeker struct{}
 
 func newPeeker(net.Conn) *peeker { return &peeker{} }

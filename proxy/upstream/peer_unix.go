@@ -8,14 +8,6 @@ import (
 	"syscall"
 )
 
-// closedByPeer reports whether the upstream closed an idle connection (or sent bytes nobody
-// asked for), by peeking at the socket without waiting. A connection it cannot look into
-// counts as open.
-func closedByPeer(c net.Conn) bool {
-	closed, pending := newPeeker(c).peek()
-	return closed || pending
-}
-
 // peeker looks into one socket without waiting. It is made once per connection, so that
 // looking allocates nothing; it is not safe for concurrent use.
 type peeker struct {

@@ -97,33 +97,44 @@ func TestExchangeReconnectNextPriority(t *testing.T) {
 	}
 }
 
-// TestExchangeReconnectBound has every endpoint refuse connections: a request tries three
-// of them, then fails with a connect error.
+// TestExchangeReconnectBound has every endpoint refuse connections: a request tries each of
+// them, up to three, then fails with a connect error, every refusal counted as a connect
+// failure.
 func TestExchangeReconnectBound(t *testing.T) {
-	m := newTestManager(t, Options{})
-	c := install(t, m, edsCluster("x"), assignment("x", loc{eps: eps(refusingAddr(t), refusingAddr(t), refusingAddr(t), refusingAddr(t))}))
-	x, err := c.Begin(time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = x.Conn(false)
-	if !IsConnectError(err) {
-		t.Fatalf("err = %v, want a connect error", err)
-	}
-	x.Failed(err)
-	x.End()
-	s := c.Stats()
-	if s.ConnectFailures != 3 || s.ConnectRetries != 2 || s.Responses["error"] != 1 || s.RequestsActive != 0 {
-		t.Errorf("stats: %d connect failures, %d connect retries, %d errors, %d active; want 3, 2, 1, 0",
-			s.ConnectFailures, s.ConnectRetries, s.Responses["error"], s.RequestsActive)
-	}
-	var tried, active uint64
-	for _, e := range s.Endpoints {
-		tried += e.Requests
-		active += uint64(e.Active)
-	}
-	if tried != 3 || active != 0 {
-		t.Errorf("endpoints tried %d times with %d still active, want 3 and 0", tried, active)
+	for _, n := range []int{1, 4} {
+		t.Run(fmt.Sprintf("%d endpoints", n), func(t *testing.T) {
+			addrs := make([]string, n)
+			for i := range addrs {
+				addrs[i] = refusingAddr(t)
+			}
+			m := newTestManager(t, Options{})
+			c := install(t, m, edsCluster("x"), assignment("x", loc{eps: eps(addrs...)}))
+			x, err := c.Begin(time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = x.Conn(false)
+			if !IsConnectError(err) {
+				t.Fatalf("err = %v, want a connect error", err)
+			}
+			x.Failed(err)
+			x.End()
+			want := min(n, maxEndpointsTried)
+			s := c.Stats()
+			if s.ConnectFailures != uint64(want) || s.ConnectRetries != uint64(want-1) || s.Responses["error"] != 1 ||
+				s.RequestsActive != 0 || s.ConnectionsActive != 0 {
+				t.Errorf("stats: %d connect failures, %d connect retries, %d errors, %d active, %d connections; want %d, %d, 1, 0, 0",
+					s.ConnectFailures, s.ConnectRetries, s.Responses["error"], s.RequestsActive, s.ConnectionsActive, want, want-1)
+			}
+			var tried, active uint64
+			for _, e := range s.Endpoints {
+				tried += e.Requests
+				active += uint64(e.Active)
+			}
+			if tried != uint64(want) || active != 0 {
+				t.Errorf("endpoints tried %d times with %d still active, want %d and 0", tried, active, want)
+			}
+		})
 	}
 }
 
