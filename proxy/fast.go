@@ -545,12 +545,10 @@ func readFinalHead(conn *upstream.Conn, resp *http1.Response, head bool, interim
 	}
 }
 
-// respond writes the response whose head is in c.resp and streams its body, leaving the
-// last bytes in c.bw for the caller to flush. It reports
-// whether the downstream connection may carry another request, and whether the upstream
-// one was read to the end of the response and may be reused.
-func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Conn) (keepAlive, upstreamOK bool) {
-	resp := c.resp
+// answered records the upstream's answer and prepares its head for the client, on both fast
+// paths: hop-by-hop fields and Content-Length (the writer sets its own framing) out, the
+// cluster's and the route's response header modifiers applied.
+func (ex *exchange) answered(x *upstream.Exchange, resp *http1.Response) {
 	ex.status = resp.Status
 	x.Responded(resp.Status)
 	h := &resp.Header
@@ -558,6 +556,16 @@ func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Co
 	h.Del("Content-Length")
 	ex.cluster.ResponseHeaders.ApplyFields(h)
 	ex.route.ResponseHeaders.ApplyFields(h)
+}
+
+// respond writes the response whose head is in c.resp and streams its body, leaving the
+// last bytes in c.bw for the caller to flush. It reports
+// whether the downstream connection may carry another request, and whether the upstream
+// one was read to the end of the response and may be reused.
+func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Conn) (keepAlive, upstreamOK bool) {
+	resp := c.resp
+	ex.answered(x, resp)
+	h := &resp.Header
 
 	// A body of unknown length goes chunked to an HTTP/1.1 client, and as it is, ended by
 	// closing, to an HTTP/1.0 one.

@@ -272,13 +272,8 @@ func (s *codecStream) readResponseHead(conn *upstream.Conn) error {
 // response was cut short after its head went out.
 func (s *codecStream) respond(bw *bufio.Writer, x *upstream.Exchange, conn *upstream.Conn) (bool, error) {
 	resp, ex, w := s.resp, s.ex, s.w
-	ex.status = resp.Status
-	x.Responded(resp.Status)
+	ex.answered(x, resp)
 	h := &resp.Header
-	h.StripHopByHop()
-	h.Del("Content-Length")
-	ex.cluster.ResponseHeaders.ApplyFields(h)
-	ex.route.ResponseHeaders.ApplyFields(h)
 	wh := w.Header()
 	copyFields(wh, h)
 	if resp.ContentLength >= 0 && (resp.Body == http1.Length || resp.Body == http1.NoBody) {
