@@ -110,8 +110,12 @@ fmt: ## Format all Go code (gofmt -s + goimports with the local prefix).
 	$(LINT) fmt
 
 .PHONY: unit
-unit: ## Unit tests with the race detector (needs cgo: gcc).
+unit: ## Unit tests with the race detector (needs cgo: gcc), then the tests it would distort.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
+	$(GO) test -count=1 -run '$(NORACE_TESTS)' ./proxy/
+
+# Tests built without the race detector (//go:build !race), which changes what they measure.
+NORACE_TESTS := ^TestFastPathIdleStack$$
 
 .PHONY: cover
 cover: ## Unit tests with coverage into _output/coverage.out and _output/coverage.html.

@@ -19,7 +19,7 @@ var benchRoutes = []struct{ name, rule string }{
 
 // benchUpstream starts the proxy benchmarks' minimal upstream: a small fixed answer per
 // request (the proxy never pipelines), nothing allocated per request.
-func benchUpstream(b *testing.B) *backend {
+func benchUpstream(b testing.TB) *backend {
 	return startRaw(b, func(_ int, conn net.Conn, br *bufio.Reader) {
 		const answer = "HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\nhello from the strait bench backend\n"
 		for {

@@ -281,32 +281,49 @@ func (c *fastConn) handover(replay []byte) {
 // another request, or that net/http must take the request (and the connection) instead.
 func (c *fastConn) exchange() (keepAlive, handover bool) {
 	start := time.Now()
-	req := c.req
-	if req.Upgrade || req.Expect || len(req.Target) == 0 || req.Target[0] != '/' {
+	if !c.route() {
 		return false, true
 	}
-	table := c.bl.p.state.Load().tables[c.chain.http.routeConfig]
-	if table == nil {
-		return false, true
-	}
-	c.setTarget()
-	route, params := table.MatchRequest(fastRequest{c})
-	if route == nil || !c.bl.p.fastRoute(route) {
-		return false, true
-	}
-	c.ex = exchange{route: route, params: params, cluster: route.PickCluster(rand.Uint64()), attempts: 1}
 	ex := &c.ex
 	keepAlive = c.forward(ex, start)
 	c.bl.p.record(c.cfg.name, ex, start, &c.series)
 	if c.bl.p.opts.AccessLog != nil {
-		proto := "HTTP/1.1"
-		if req.Minor == 0 {
-			proto = "HTTP/1.0"
-		}
-		c.bl.p.accessLog(context.Background(), requestInfo{method: req.Method, host: c.host, path: c.path, proto: proto,
-			client: c.client, traceparent: req.Get("Traceparent")}, ex, start)
+		c.logAccess(ex, start)
 	}
 	return keepAlive, false
+}
+
+// route matches the request and starts c.ex with its route and cluster. It reports false
+// for a request the fast path leaves to net/http.
+func (c *fastConn) route() bool {
+	req := c.req
+	if req.Upgrade || req.Expect || len(req.Target) == 0 || req.Target[0] != '/' {
+		return false
+	}
+	table := c.bl.p.state.Load().tables[c.chain.http.routeConfig]
+	if table == nil {
+		return false
+	}
+	c.setTarget()
+	route, params := table.MatchRequest(fastRequest{c})
+	if route == nil || !c.bl.p.fastRoute(route) {
+		return false
+	}
+	c.ex = exchange{route: route, params: params, cluster: route.PickCluster(rand.Uint64()), attempts: 1}
+	return true
+}
+
+// logAccess writes the access log line of the exchange. It is kept out of exchange, whose
+// stack frame every request's goroutine carries: an idle connection's goroutine stays
+// within its first 4 KiB of stack only while the deepest request path fits there.
+func (c *fastConn) logAccess(ex *exchange, start time.Time) {
+	req := c.req
+	proto := "HTTP/1.1"
+	if req.Minor == 0 {
+		proto = "HTTP/1.0"
+	}
+	c.bl.p.accessLog(context.Background(), requestInfo{method: req.Method, host: c.host, path: c.path, proto: proto,
+		client: c.client, traceparent: req.Get("Traceparent")}, ex, start)
 }
 
 // setTarget sets host, path and query from the request.
@@ -353,15 +370,7 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 	conn, err := c.send(&x, deadline)
 	ex.upstream = x.Endpoint().Address()
 	if err != nil {
-		x.End()
-		if errors.Is(err, errClientGone) {
-			ex.status = statusClientClosed
-			return false
-		}
-		x.Failed(err)
-		ex.status = upstreamStatus(err, ex.route)
-		c.bl.p.log.Debug("upstream error", "route", ex.route.Name, "error", err, "status", ex.status)
-		return c.writeError(ex.status, canKeep)
+		return c.sendFailed(ex, &x, err, canKeep)
 	}
 	keepAlive, upstreamOK := c.respond(ex, &x, conn)
 	// The upstream connection and slot go back before the last bytes go to the client, who
@@ -376,6 +385,21 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 	}
 	x.End()
 	return c.bw.Flush() == nil && keepAlive
+}
+
+// sendFailed ends an exchange whose request could not be sent and answers the client (out
+// of forward for the same reason as logAccess); it reports whether the connection may
+// carry another request.
+func (c *fastConn) sendFailed(ex *exchange, x *upstream.Exchange, err error, canKeep bool) bool {
+	x.End()
+	if errors.Is(err, errClientGone) {
+		ex.status = statusClientClosed
+		return false
+	}
+	x.Failed(err)
+	ex.status = upstreamStatus(err, ex.route)
+	c.bl.p.log.Debug("upstream error", "route", ex.route.Name, "error", err, "status", ex.status)
+	return c.writeError(ex.status, canKeep)
 }
 
 // beginExchange starts the upstream exchange of a request on either fast path, which

@@ -98,6 +98,15 @@ func (bl *boundListener) handle(conn net.Conn) {
 	bl.dispatch(cfg, chain, conn, hello, release)
 }
 
+// handshake terminates TLS on a downstream connection. It is a function of its own so that
+// plaintext connections do not carry its stack frame (see fastConn.logAccess).
+func handshake(c net.Conn, config *tls.Config) (*tls.Conn, error) {
+	tc := tls.Server(c, config)
+	ctx, cancel := context.WithTimeout(context.Background(), clientHelloTimeout)
+	defer cancel()
+	return tc, tc.HandshakeContext(ctx)
+}
+
 // dispatch runs a chain on a connection; hello holds bytes already read from it. release is
 // called once the connection is done.
 func (bl *boundListener) dispatch(cfg *listenerConfig, chain *chainConfig, conn net.Conn, hello []byte, release func()) {
@@ -112,11 +121,8 @@ func (bl *boundListener) dispatch(cfg *listenerConfig, chain *chainConfig, conn 
 		}
 		var tc *tls.Conn
 		if chain.tls != nil {
-			tc = tls.Server(c, chain.tls)
-			ctx, cancel := context.WithTimeout(context.Background(), clientHelloTimeout)
-			err := tc.HandshakeContext(ctx)
-			cancel()
-			if err != nil {
+			var err error
+			if tc, err = handshake(c, chain.tls); err != nil {
 				_ = conn.Close()
 				release()
 				return
