@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/strait-gw/strait/proxy/internal/sock"
 )
 
 // boundListener is one bound socket. Its configuration is swapped atomically: connections
@@ -115,7 +117,7 @@ func (bl *boundListener) dispatch(cfg *listenerConfig, chain *chainConfig, conn 
 		defer release()
 		bl.p.forwardTCP(chain.tcp, conn, hello)
 	case chain.http != nil:
-		c := conn
+		c := sock.Wrap(conn) // L4 legs stay plain kernel sockets, for in-kernel splicing
 		if hello != nil {
 			c = newReplayConn(conn, hello)
 		}

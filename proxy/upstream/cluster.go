@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/strait-gw/strait/proxy/internal/sock"
 )
 
 // Cluster is an upstream cluster: its endpoints with their health, a load balancer, circuit
@@ -318,5 +320,5 @@ func (c *Cluster) dialPooled(ctx context.Context, addr string, http2 bool, maxCo
 		c.connections.done()
 		return nil, err
 	}
-	return &trackedConn{Conn: conn, open: &c.connections}, nil
+	return &trackedConn{Conn: sock.Wrap(conn), open: &c.connections}, nil
 }
