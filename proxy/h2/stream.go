@@ -1,0 +1,391 @@
+package h2
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/http2"
+)
+
+// Stream is one request and its response. Its methods are for the handler serving it, on
+// the handler's goroutine (Done and Err may be called from anywhere). A Stream is reused
+// after its handler returns: keep no reference to it, its fields or its trailers.
+type Stream struct {
+	c  *serverConn
+	id uint32
+
+	// The request, set before the handler starts.
+	method, scheme, authority, path string
+	fields                          []Field
+	contentLength                   int64 // -1: unknown
+
+	// Under c.mu.
+	cond        sync.Cond
+	refs        int // the stream table, the handler, the writer
+	closed      bool
+	err         error
+	dead        atomic.Bool // closed with an error: a lock-free look for Write
+	handlerDone bool
+	done        chan struct{}
+	doneClosed  bool
+	cancel      func()
+
+	// Request body, under c.mu.
+	in          []byte
+	inOff       int
+	recvWin     int64
+	recvUnacked int64
+	received    int64
+	recvClosed  bool
+	trailers    []Field
+
+	// Response, under c.mu once handed to the writer.
+	headWritten bool // WriteHead was called
+	headPending bool // the head waits for the writer
+	status      int
+	resp        []Field
+	respTrail   []Field
+	wbuf        []byte // the handler's buffered body
+	out         []byte // handed to the writer
+	outEnd      bool
+	outBusy     bool // the writer has not consumed out yet
+	queued      bool // on c.ready or c.connBlocked
+	sendWin     int64
+	sendClosed  bool
+}
+
+var streamPool = sync.Pool{New: func() any { return new(Stream) }}
+
+// bodyBufSize is the size of a response body buffer: smaller writes are gathered, larger
+// ones handed to the writer as they are.
+const bodyBufSize = 16 << 10
+
+var bodyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, bodyBufSize); return &b }}
+
+// newStream takes a stream from the pool for request id on c. Under c.mu.
+func newStream(c *serverConn, id uint32) *Stream {
+	s := streamPool.Get().(*Stream)
+	s.c, s.id = c, id
+	s.cond.L = &c.mu
+	s.contentLength = -1
+	s.recvWin = int64(c.cfg.InitialWindowSize)
+	s.sendWin = int64(c.peerWin)
+	return s
+}
+
+// unrefLocked drops a reference to s; the last one returns it to the pool.
+func (c *serverConn) unrefLocked(s *Stream) {
+	s.refs--
+	if s.refs == 0 {
+		c.releaseLocked(s)
+	}
+}
+
+func (c *serverConn) releaseLocked(s *Stream) {
+	if s.wbuf != nil {
+		b := s.wbuf[:0]
+		bodyBufPool.Put(&b)
+	}
+	in := s.in[:0]
+	if cap(in) > 64<<10 {
+		in = nil
+	}
+	*s = Stream{
+		fields:    clearFields(s.fields),
+		trailers:  clearFields(s.trailers),
+		resp:      clearFields(s.resp),
+		respTrail: clearFields(s.respTrail),
+		in:        in,
+	}
+	streamPool.Put(s)
+}
+
+func clearFields(f []Field) []Field {
+	if cap(f) > 64 {
+		return nil
+	}
+	clear(f)
+	return f[:0]
+}
+
+// runHandler serves s with h and ends its response.
+func (c *serverConn) runHandler(s *Stream, h Handler) {
+	defer c.finish(s)
+	defer func() {
+		if r := recover(); r != nil {
+			if c.cfg.Logger != nil && r != errAbort {
+				c.cfg.Logger.Error("h2 handler panic", "stream", s.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			}
+			s.Reset(http2.ErrCodeInternal)
+		}
+	}()
+	h.ServeH2(s)
+}
+
+// errAbort is a panic value that resets the stream without a log line.
+var errAbort = errors.New("h2: handler aborted")
+
+// finish ends the response of a handler that returned: the buffered body goes to the writer
+// with END_STREAM (and the trailers).
+func (c *serverConn) finish(s *Stream) {
+	c.mu.Lock()
+	c.handlers--
+	s.handlerDone = true
+	if rest := int64(len(s.in) - s.inOff); rest > 0 {
+		s.in, s.inOff = s.in[:0], 0
+		c.creditLocked(nil, rest)
+	}
+	if !s.closed && !s.sendClosed && !s.outBusy {
+		if !s.headWritten {
+			s.headWritten, s.headPending, s.status = true, true, 200
+		}
+		s.out, s.outEnd, s.outBusy = s.wbuf, true, true
+		c.enqueueLocked(s)
+	}
+	if c.handlers == 0 && len(c.streams) == 0 {
+		c.checkDrainedLocked()
+	}
+	c.unrefLocked(s)
+	c.mu.Unlock()
+}
+
+// enqueueLocked puts s on the writer's list.
+func (c *serverConn) enqueueLocked(s *Stream) {
+	if s.queued {
+		return
+	}
+	s.queued = true
+	s.refs++
+	c.ready = append(c.ready, s)
+	c.wakeWriter()
+}
+
+// ID is the stream's id.
+func (s *Stream) ID() uint32 { return s.id }
+
+// Method is the request's :method.
+func (s *Stream) Method() string { return s.method }
+
+// Scheme is the request's :scheme ("" for CONNECT).
+func (s *Stream) Scheme() string { return s.scheme }
+
+// Authority is the request's :authority, "" if it had none (then a host field may say it).
+func (s *Stream) Authority() string { return s.authority }
+
+// Path is the request's :path ("" for CONNECT).
+func (s *Stream) Path() string { return s.path }
+
+// Fields are the request's header fields but the pseudo-header ones, in the order they came,
+// names lowercase. The list belongs to the stream.
+func (s *Stream) Fields() []Field { return s.fields }
+
+// ContentLength is the request's content-length, -1 if it gave none.
+func (s *Stream) ContentLength() int64 { return s.contentLength }
+
+// RemoteAddr is the client's address.
+func (s *Stream) RemoteAddr() string { return s.c.remoteAddr }
+
+// TLS is the connection's TLS state, nil on h2c.
+func (s *Stream) TLS() *tls.ConnectionState { return s.c.tlsState }
+
+// HasBody reports whether the request may have a body: it did not end with its head.
+func (s *Stream) HasBody() bool {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return !s.recvClosed || len(s.in) > s.inOff
+}
+
+// Read reads the request body. It returns io.EOF at its end (Trailers are then known) and
+// the stream's error if it was reset. Reading gives the client flow-control credit back.
+func (s *Stream) Read(p []byte) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if s.closed && s.err != nil {
+			return 0, s.err
+		}
+		if s.inOff < len(s.in) {
+			n := copy(p, s.in[s.inOff:])
+			s.inOff += n
+			if s.inOff == len(s.in) {
+				s.in, s.inOff = s.in[:0], 0
+			}
+			c.creditLocked(s, int64(n))
+			return n, nil
+		}
+		if s.recvClosed {
+			return 0, io.EOF
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		s.cond.Wait()
+	}
+}
+
+// Trailers are the request's trailer fields, known once Read returned io.EOF.
+func (s *Stream) Trailers() []Field {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if !s.recvClosed {
+		return nil
+	}
+	return s.trailers
+}
+
+// Done is closed when the stream is reset, by the client or the server, or its connection
+// ends before the response did.
+func (s *Stream) Done() <-chan struct{} {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.doneClosed {
+			close(s.done)
+		}
+	}
+	return s.done
+}
+
+// Err is why the stream was cut short: a StreamError, or an error saying the connection
+// ended; nil while it is not.
+func (s *Stream) Err() error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.err
+}
+
+// onCancel sets a function called (under the connection's lock) when the stream is cut
+// short.
+func (s *Stream) onCancel(f func()) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.doneClosed {
+		f()
+		return
+	}
+	s.cancel = f
+}
+
+// Reset resets the stream with code: the client gets RST_STREAM, the handler's reads and
+// writes fail from then on.
+func (s *Stream) Reset(code http2.ErrCode) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.closed && (s.err != nil || s.sendClosed) {
+		return
+	}
+	c.ctrls = append(c.ctrls, ctrl{kind: ctrlRST, stream: s.id, code: code})
+	c.wakeWriter()
+	if !s.closed {
+		c.closeStreamLocked(s, StreamError{Code: code})
+	}
+}
+
+// errHeadWritten is WriteHead's error when called twice.
+var errHeadWritten = errors.New("h2: response head already written")
+
+// WriteHead sets the response's status and header fields, names lowercase and without
+// connection-specific fields (the handler's to ensure). The head goes out with the first
+// body bytes that do, on Flush, or when the handler returns. fields is copied.
+func (s *Stream) WriteHead(status int, fields []Field) error {
+	if s.headWritten {
+		return errHeadWritten
+	}
+	if status < 100 || status > 999 {
+		return fmt.Errorf("h2: invalid status %d", status)
+	}
+	s.headWritten = true
+	c := s.c
+	c.mu.Lock()
+	s.headPending, s.status = true, status
+	s.resp = append(s.resp, fields...)
+	c.mu.Unlock()
+	return nil
+}
+
+// SetTrailers sets the trailer fields sent after the body when the handler returns.
+// fields is copied.
+func (s *Stream) SetTrailers(fields []Field) {
+	c := s.c
+	c.mu.Lock()
+	s.respTrail = append(s.respTrail[:0], fields...)
+	c.mu.Unlock()
+}
+
+// Write writes body bytes. Small writes are gathered and go out on Flush, when the buffer
+// fills, or when the handler returns; a write that fills the buffer waits for the client's
+// flow-control credit. It fails once the stream is reset.
+func (s *Stream) Write(p []byte) (int, error) {
+	if s.dead.Load() {
+		return 0, s.Err()
+	}
+	if !s.headWritten {
+		_ = s.WriteHead(200, nil)
+	}
+	if s.wbuf == nil {
+		s.wbuf = *bodyBufPool.Get().(*[]byte)
+	}
+	n := len(p)
+	if len(s.wbuf)+len(p) <= cap(s.wbuf) {
+		s.wbuf = append(s.wbuf, p...)
+		return n, nil
+	}
+	if len(s.wbuf) > 0 {
+		if err := s.handoff(s.wbuf); err != nil {
+			return 0, err
+		}
+		s.wbuf = s.wbuf[:0]
+	}
+	if len(p) >= cap(s.wbuf) {
+		if err := s.handoff(p); err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+	s.wbuf = append(s.wbuf, p...)
+	return n, nil
+}
+
+// Flush sends the head and the buffered body now, and waits until the writer took them.
+func (s *Stream) Flush() error {
+	if !s.headWritten {
+		_ = s.WriteHead(200, nil)
+	}
+	if err := s.handoff(s.wbuf); err != nil {
+		return err
+	}
+	s.wbuf = s.wbuf[:0]
+	return nil
+}
+
+// handoff gives data (and the pending head) to the writer and waits until it has taken it
+// all, which may take the client's flow-control credit.
+func (s *Stream) handoff(data []byte) error {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.closed {
+		if s.err != nil {
+			return s.err
+		}
+		return errConnClosed
+	}
+	s.out, s.outBusy = data, true
+	c.enqueueLocked(s)
+	for s.outBusy && !s.closed {
+		s.cond.Wait()
+	}
+	s.out = nil
+	if s.closed && s.err != nil {
+		return s.err
+	}
+	return nil
+}
