@@ -694,18 +694,37 @@ func (b *bench) throughput(ctx context.Context) {
 				if ctx.Err() != nil {
 					break
 				}
-				s := b.wrk(ctx, t.h1, c)
+				s, cpu := b.wrk(ctx, t.h1, c, p)
 				b.record(t.name, rowH1(c), s)
-				logf("%s HTTP/1.1 %d conns: %s", tag, c, s.describe("req/s"))
+				b.recordCPU(t.name, rowH1(c), cpu)
+				logf("%s HTTP/1.1 %d conns: %s%s", tag, c, s.describe("req/s"), cpu.describeCPU())
 			}
-			s := b.h2load(ctx, t.h2)
+			s, cpu := b.h2load(ctx, t.h2, p)
 			b.record(t.name, rowH2, s)
-			logf("%s h2c %dx%d: %s", tag, b.opts.h2Conns, b.opts.h2Streams, s.describe("req/s"))
+			b.recordCPU(t.name, rowH2, cpu)
+			logf("%s h2c %dx%d: %s%s", tag, b.opts.h2Conns, b.opts.h2Streams, s.describe("req/s"), cpu.describeCPU())
 			if p != nil {
 				p.stop()
 			}
 		}
 	}
+}
+
+// recordCPU records a proxy's CPU time per request of a requests/s run (none for direct).
+func (b *bench) recordCPU(target, row string, s sample) {
+	if s.value > 0 {
+		b.record(target, rowCPU(row), s)
+	}
+}
+
+// rowCPU is the row of the CPU time per request of a requests/s row.
+func rowCPU(row string) string { return "cpu/" + row }
+
+func (s sample) describeCPU() string {
+	if s.value <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %.1f µs of CPU per request", s.value)
 }
 
 func (s sample) describe(unit string) string {

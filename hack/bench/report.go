@@ -130,6 +130,17 @@ func (b *bench) rows() []tableRow {
 	rows = append(rows, tableRow{
 		fmt.Sprintf("h2c req/s, %d conns × %d streams", b.opts.h2Conns, b.opts.h2Streams),
 		medianCell(rowH2, thousands, nil)})
+	// The proxy's CPU time per request in the same runs: on its saturated core, requests/s
+	// goes as its inverse, and it moves less than requests/s with the machine's noise.
+	micros := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	for _, c := range b.opts.conns {
+		label := fmt.Sprintf("CPU µs per request, HTTP/1.1, %d conn", c)
+		if c != 1 {
+			label += "s"
+		}
+		rows = append(rows, tableRow{label, medianCell(rowCPU(rowH1(c)), micros, nil)})
+	}
+	rows = append(rows, tableRow{"CPU µs per request, h2c", medianCell(rowCPU(rowH2), micros, nil)})
 
 	saturated := func(t *target) string {
 		for _, r := range b.latency[t.name] {
@@ -276,7 +287,7 @@ func (b *bench) render() report {
 		"each carried one request, divided by their number.\n", thousands(float64(b.opts.idleConns)))
 	if strait != nil {
 		sb.WriteString("Ratios are Strait's figure over the other column's: above 1 is more req/s, " +
-			"or more latency or memory.\n")
+			"or more latency, CPU time or memory.\n")
 	}
 	if len(b.notes) > 0 {
 		sb.WriteString("\nNotes:\n")
@@ -330,24 +341,32 @@ func (b *bench) warnings() []string {
 // rawRuns lists each run's requests/s, for the results file.
 func (b *bench) rawRuns() string {
 	var sb strings.Builder
-	sb.WriteString("Requests/s; latencies in µs.\n\n| target | measurement | runs |\n|---|---|---|\n")
+	sb.WriteString("Requests/s; latencies and CPU time per request (cpu/) in µs.\n\n| target | measurement | runs |\n|---|---|---|\n")
 	keys := []string{}
 	for _, c := range b.opts.conns {
 		keys = append(keys, rowH1(c))
 	}
 	keys = append(keys, rowH2, rowP50, rowP99, rowP999, rowAchieve)
+	for _, c := range b.opts.conns {
+		keys = append(keys, rowCPU(rowH1(c)))
+	}
+	keys = append(keys, rowCPU(rowH2))
 	for _, t := range b.targets {
 		for _, k := range keys {
 			samples := b.results[t.name][k]
 			if len(samples) == 0 {
 				continue
 			}
+			format := thousands
+			if strings.HasPrefix(k, "cpu/") {
+				format = func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+			}
 			var vs []string
 			for _, s := range samples {
 				if s.err != "" {
 					vs = append(vs, "error")
 				} else {
-					vs = append(vs, thousands(s.value))
+					vs = append(vs, format(s.value))
 				}
 			}
 			fmt.Fprintf(&sb, "| %s | %s | %s |\n", t.name, k, strings.Join(vs, ", "))
