@@ -109,17 +109,20 @@ func (b *bench) wrk(ctx context.Context, port, conns int, p *proc) (sample, samp
 	}
 	if b.opts.warmup > 0 {
 		if _, stderr, err := b.sup.run(ctx, loadCPU, nil, args(b.opts.warmup)...); err != nil {
-			return sample{err: fmt.Sprintf("wrk warm-up: %v %s", err, lastLine(stderr))}, sample{}
+			e := sample{err: fmt.Sprintf("wrk warm-up: %v %s", err, lastLine(stderr))}
+			return e, e
 		}
 	}
 	cpu := startCPU(p)
 	out, stderr, err := b.sup.run(ctx, loadCPU, nil, args(b.opts.duration)...)
 	if err != nil {
-		return sample{err: fmt.Sprintf("wrk: %v %s", err, lastLine(stderr))}, sample{}
+		e := sample{err: fmt.Sprintf("wrk: %v %s", err, lastLine(stderr))}
+		return e, e
 	}
 	r, err := parseWrk(out)
 	if err != nil {
-		return sample{err: err.Error()}, sample{}
+		e := sample{err: err.Error()}
+		return e, e
 	}
 	return r.toSample(), cpu.perRequest(r.requests)
 }
@@ -140,7 +143,7 @@ func startCPU(p *proc) cpuMeter {
 // perRequest is the CPU time spent since the start over requests, in µs.
 func (m cpuMeter) perRequest(requests int64) sample {
 	if m.pgid == 0 || requests <= 0 {
-		return sample{}
+		return sample{err: "no CPU figure (no process, or no request answered)"}
 	}
 	ticks := groupTicks(m.pgid) - m.start
 	return sample{value: float64(ticks) * 1e6 / userHZ / float64(requests)}
@@ -212,13 +215,15 @@ func (b *bench) h2load(ctx context.Context, port int, p *proc) (sample, sample) 
 	}
 	if b.opts.warmup > 0 {
 		if _, err := run(b.opts.warmup); err != nil {
-			return sample{err: "warm-up: " + err.Error()}, sample{}
+			e := sample{err: "warm-up: " + err.Error()}
+			return e, e
 		}
 	}
 	cpu := startCPU(p)
 	r, err := run(b.opts.duration)
 	if err != nil {
-		return sample{err: err.Error()}, sample{}
+		e := sample{err: err.Error()}
+		return e, e
 	}
 	return r.toSample(), cpu.perRequest(r.succeeded)
 }
