@@ -74,6 +74,9 @@ type fastConn struct {
 	host, path, query string
 	ex                exchange
 	series            seriesCache
+	// bodyCut says the upstream answered before taking the request's whole body (see
+	// earlyAnswer): the rest of it is still unread on the connection, which must close.
+	bodyCut bool
 	// num holds digits being written: a local array would escape through bufio.Writer.
 	num [20]byte
 
@@ -458,11 +461,41 @@ func (c *fastConn) prepare(ex *exchange) {
 func (c *fastConn) send(x *upstream.Exchange, deadline time.Time) (*upstream.Conn, error) {
 	replayable := c.req.Body == http1.NoBody && idempotent(c.req.Method)
 	return sendHead(x, deadline, replayable, func(conn *upstream.Conn) error {
+		c.bodyCut = false
 		if err := c.writeRequest(conn); err != nil {
-			return err
+			if !earlyAnswer(conn, err, deadline, c.readResponseHead) {
+				return err
+			}
+			c.bodyCut = true
+			return nil
 		}
 		return c.readResponseHead(conn)
 	})
+}
+
+// earlyAnswerWait bounds the wait for an answer an upstream may have sent before it stopped
+// reading a request's body; it is normally in the socket already.
+const earlyAnswerWait = 100 * time.Millisecond
+
+// earlyAnswer reports whether the upstream answered a request before taking all of it: a
+// backend may answer a body it refuses (413, 401) and close, which fails the write of the
+// body with err. The answer's head is then read (by readHead, into the caller's response),
+// for the client to get it, as net/http's Transport passes such an answer on, instead of a
+// 502/503; the connection's deadline is the request's (deadline, zero: none) again after.
+func earlyAnswer(conn *upstream.Conn, err error, deadline time.Time, readHead func(*upstream.Conn) error) bool {
+	if errors.Is(err, errClientGone) {
+		return false
+	}
+	wait := time.Now().Add(earlyAnswerWait)
+	if !deadline.IsZero() && deadline.Before(wait) {
+		wait = deadline
+	}
+	_ = conn.SetReadDeadline(wait)
+	if readHead(conn) != nil {
+		return false
+	}
+	_ = conn.SetReadDeadline(deadline)
+	return true
 }
 
 // sendHead runs exchange (write a request, read its response head) on a connection of x,
@@ -613,7 +646,8 @@ func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Co
 	case out == http1.Chunked && c.req.Minor == 0:
 		out = http1.UntilClose
 	}
-	keepAlive = c.req.KeepAlive && out != http1.UntilClose && !c.bl.fast.draining.Load()
+	// A request whose body the upstream did not take was not read to its end either.
+	keepAlive = c.req.KeepAlive && out != http1.UntilClose && !c.bodyCut && !c.bl.fast.draining.Load()
 	c.writeStatusLine(resp.Status, resp.Reason)
 	h.Write(c.bw, nil)
 	switch {
@@ -633,7 +667,7 @@ func (c *fastConn) respond(ex *exchange, x *upstream.Exchange, conn *upstream.Co
 		c.bl.p.log.Debug("response body", "route", ex.route.Name, "error", err)
 		return false, false
 	}
-	return keepAlive, resp.KeepAlive && resp.Body != http1.UntilClose
+	return keepAlive, resp.KeepAlive && resp.Body != http1.UntilClose && !c.bodyCut
 }
 
 // writeStatusLine writes "HTTP/1.1 <status> <reason>".

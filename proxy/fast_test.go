@@ -470,3 +470,41 @@ func TestFastPathDrainIdle(t *testing.T) {
 		t.Errorf("idle connection closed after %v: the drain waited for it", d)
 	}
 }
+
+// TestEarlyAnswer has the upstream answer 413 to a large upload after its head and close
+// without reading the body: the client gets the 413 on both fast paths (HTTP/1.1, and
+// HTTP/2 streams), not a 503, and an HTTP/1.1 client's connection then closes, the rest of
+// its body unread. (Through net/http, whose Transport races the failed body write against
+// reading the answer, the client gets the 413 or a 503.)
+func TestEarlyAnswer(t *testing.T) {
+	const answer = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n"
+	up := startRaw(t, func(_ int, conn net.Conn, br *bufio.Reader) {
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if len(line) <= 2 { // the end of the head
+				_, _ = io.WriteString(conn, answer)
+				return // closing with the body unread resets the connection
+			}
+		}
+	})
+	const size = 16 << 20
+	port, _ := routeEnv(t, benchRoutes[0].rule, up.backend)
+	c := dialProxy(t, port)
+	c.send(fmt.Sprintf("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", size))
+	go func() { _, _ = c.conn.Write(make([]byte, size)) }() // fails once the proxy closes
+	resp, body := c.read("POST")
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || body != "too big\n" {
+		t.Fatalf("answer %d %q, want the upstream's 413", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Error("the connection stays open with the request's body unread")
+	}
+
+	resp, data := h2Do(t, h2cClient(), "POST", url(port, "/upload"), bytes.NewReader(make([]byte, size)), nil)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || string(data) != "too big\n" {
+		t.Errorf("HTTP/2: answer %d %q, want the upstream's 413", resp.StatusCode, data)
+	}
+}

@@ -141,6 +141,9 @@ type codecStream struct {
 	r    *http.Request
 	ex   *exchange
 	resp *http1.Response
+	// bodyCut says the upstream answered before taking the request's whole body (see
+	// earlyAnswer): its connection is not reused.
+	bodyCut bool
 }
 
 // send writes the request on a pooled connection and reads the response head into s.resp,
@@ -157,8 +160,12 @@ func (s *codecStream) send(x *upstream.Exchange, deadline time.Time) (*upstream.
 	conn, err := sendHead(x, deadline, replayable, func(conn *upstream.Conn) error {
 		stop = context.AfterFunc(s.r.Context(), func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 		err := s.writeRequest(conn)
-		if err == nil {
+		switch {
+		case err == nil:
 			err = s.readResponseHead(conn)
+		case earlyAnswer(conn, err, deadline, s.readResponseHead):
+			// The rest of the request's body stays unread: the stream ends without it.
+			s.bodyCut, err = true, nil
 		}
 		if err != nil {
 			stop()
@@ -288,7 +295,7 @@ func (s *codecStream) respond(bw *bufio.Writer, x *upstream.Exchange, conn *upst
 	}
 	w.WriteHeader(resp.Status)
 	if resp.Body == http1.NoBody {
-		return resp.KeepAlive, nil
+		return resp.KeepAlive && !s.bodyCut, nil
 	}
 	sw := &streamWriter{w: w, src: conn.R}
 	sw.flusher, _ = w.(http.Flusher)
@@ -298,7 +305,7 @@ func (s *codecStream) respond(bw *bufio.Writer, x *upstream.Exchange, conn *upst
 	if err == nil {
 		err = bw.Flush()
 	}
-	return err == nil && resp.KeepAlive && resp.Body != http1.UntilClose, err
+	return err == nil && resp.KeepAlive && resp.Body != http1.UntilClose && !s.bodyCut, err
 }
 
 // copyFields adds an HTTP/1.1 head's fields to a header map. The values share one string

@@ -69,6 +69,23 @@ func TestParseH2load(t *testing.T) {
 	}
 }
 
+// TestPairedRatio: the ratio of two columns is taken round by round, so a round in which
+// the machine was slow for both does not count against either.
+func TestPairedRatio(t *testing.T) {
+	strait := []sample{{value: 10}, {value: 40}, {value: 21}}
+	haproxy := []sample{{value: 20}, {value: 40}, {value: 20}}
+	// Per round 0.5, 1, 1.05: the median is 1; the medians' ratio would be 21/20.
+	if r, ok := pairedRatio(strait, haproxy); !ok || r != 1 {
+		t.Errorf("paired ratio %v %v, want 1", r, ok)
+	}
+	if r, ok := pairedRatio([]sample{{value: 3}, {err: "x"}}, []sample{{value: 2}, {value: 9}}); !ok || r != 1.5 {
+		t.Errorf("paired ratio skipping a failed round: %v %v, want 1.5", r, ok)
+	}
+	if _, ok := pairedRatio(strait, haproxy[:2]); ok {
+		t.Error("columns with different round counts were paired")
+	}
+}
+
 func TestMedian(t *testing.T) {
 	samples := []sample{{value: 3}, {err: "x"}, {value: 1}, {value: 2}}
 	if m, ok := median(samples); !ok || m != 2 {

@@ -99,26 +99,54 @@ func (r wrkResult) toSample() sample {
 	return sample{value: r.rps}
 }
 
-// wrk runs a warm-up, then the measured run, both from the load core with one thread.
-func (b *bench) wrk(ctx context.Context, port, conns int) sample {
+// wrk runs a warm-up, then the measured run, both from the load core with one thread. The
+// second sample is the CPU time the proxy spent per request in the measured run (p nil: no
+// proxy, no figure).
+func (b *bench) wrk(ctx context.Context, port, conns int, p *proc) (sample, sample) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	args := func(d time.Duration) []string {
 		return []string{"wrk", "-t1", "-c" + strconv.Itoa(conns), "-d" + secs(d) + "s", "--timeout", "5s", url}
 	}
 	if b.opts.warmup > 0 {
 		if _, stderr, err := b.sup.run(ctx, loadCPU, nil, args(b.opts.warmup)...); err != nil {
-			return sample{err: fmt.Sprintf("wrk warm-up: %v %s", err, lastLine(stderr))}
+			e := sample{err: fmt.Sprintf("wrk warm-up: %v %s", err, lastLine(stderr))}
+			return e, e
 		}
 	}
+	cpu := startCPU(p)
 	out, stderr, err := b.sup.run(ctx, loadCPU, nil, args(b.opts.duration)...)
 	if err != nil {
-		return sample{err: fmt.Sprintf("wrk: %v %s", err, lastLine(stderr))}
+		e := sample{err: fmt.Sprintf("wrk: %v %s", err, lastLine(stderr))}
+		return e, e
 	}
 	r, err := parseWrk(out)
 	if err != nil {
-		return sample{err: err.Error()}
+		e := sample{err: err.Error()}
+		return e, e
 	}
-	return r.toSample()
+	return r.toSample(), cpu.perRequest(r.requests)
+}
+
+// cpuMeter measures the CPU time (user and system) of a process group over a load run.
+type cpuMeter struct {
+	pgid  int // 0: nothing measured
+	start int64
+}
+
+func startCPU(p *proc) cpuMeter {
+	if p == nil {
+		return cpuMeter{}
+	}
+	return cpuMeter{pgid: p.pid, start: groupTicks(p.pid)}
+}
+
+// perRequest is the CPU time spent since the start over requests, in µs.
+func (m cpuMeter) perRequest(requests int64) sample {
+	if m.pgid == 0 || requests <= 0 {
+		return sample{err: "no CPU figure (no process, or no request answered)"}
+	}
+	ticks := groupTicks(m.pgid) - m.start
+	return sample{value: float64(ticks) * 1e6 / userHZ / float64(requests)}
 }
 
 // h2loadResult is what h2load prints that the bench uses.
@@ -173,24 +201,31 @@ func (r h2loadResult) toSample() sample {
 	return sample{value: r.rps}
 }
 
-// h2load runs h2c with prior knowledge: conns connections, streams concurrent streams each.
-func (b *bench) h2load(ctx context.Context, port int) sample {
+// h2load runs h2c with prior knowledge: conns connections, streams concurrent streams each; a
+// warm-up run, then the measured one, as wrk does, with the proxy's CPU time per request.
+func (b *bench) h2load(ctx context.Context, port int, p *proc) (sample, sample) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	args := []string{"h2load", "-t1", "-c" + strconv.Itoa(b.opts.h2Conns), "-m" + strconv.Itoa(b.opts.h2Streams),
-		"-D", secs(b.opts.duration)}
+	run := func(d time.Duration) (h2loadResult, error) {
+		out, stderr, err := b.sup.run(ctx, loadCPU, nil, "h2load", "-t1", "-c"+strconv.Itoa(b.opts.h2Conns),
+			"-m"+strconv.Itoa(b.opts.h2Streams), "-D", secs(d), url)
+		if err != nil && !strings.Contains(out, "req/s") {
+			return h2loadResult{}, fmt.Errorf("h2load: %w %s", err, lastLine(stderr+out))
+		}
+		return parseH2load(out)
+	}
 	if b.opts.warmup > 0 {
-		args = append(args, "--warm-up-time="+secs(b.opts.warmup))
+		if _, err := run(b.opts.warmup); err != nil {
+			e := sample{err: "warm-up: " + err.Error()}
+			return e, e
+		}
 	}
-	args = append(args, url)
-	out, stderr, err := b.sup.run(ctx, loadCPU, nil, args...)
-	if err != nil && !strings.Contains(out, "req/s") {
-		return sample{err: fmt.Sprintf("h2load: %v %s", err, lastLine(stderr+out))}
-	}
-	r, err := parseH2load(out)
+	cpu := startCPU(p)
+	r, err := run(b.opts.duration)
 	if err != nil {
-		return sample{err: err.Error()}
+		e := sample{err: err.Error()}
+		return e, e
 	}
-	return r.toSample()
+	return r.toSample(), cpu.perRequest(r.succeeded)
 }
 
 // latencyResult is openloop's JSON (see hack/bench/openloop).

@@ -670,42 +670,68 @@ const (
 )
 
 // throughput is step 1 and 3: requests/s with wrk (HTTP/1.1) and h2load (h2c). Each round
-// starts every column on a fresh process, and the rounds rotate the column order.
+// starts every column on a fresh process (all on the proxy core; the ones waiting their turn
+// are idle), and the columns take turns at each measurement, in an order that rotates from
+// round to round: the figures a ratio compares are taken seconds apart, not a minute, which
+// matters on a machine whose speed drifts (the ratios are per round, see pairedRatio).
 func (b *bench) throughput(ctx context.Context) {
 	active := b.active()
 	for r := range b.opts.runs {
+		order := make([]*target, len(active))
 		for i := range active {
-			t := active[(i+r)%len(active)]
-			tag := fmt.Sprintf("[run %d/%d] %s", r+1, b.opts.runs, t.name)
-			if ctx.Err() != nil {
-				return
-			}
+			order[i] = active[(i+r)%len(active)]
+		}
+		procs := map[string]*proc{}
+		down := map[string]string{} // why a column did not start
+		for _, t := range order {
 			p, err := b.up(ctx, t)
 			if err != nil {
-				msg := "start: " + firstLine(err.Error())
-				logf("%s: %v", tag, err)
-				for _, c := range b.opts.conns {
-					b.record(t.name, rowH1(c), sample{err: msg})
-				}
-				b.record(t.name, rowH2, sample{err: msg})
+				down[t.name] = "start: " + firstLine(err.Error())
+				logf("[run %d/%d] %s: %v", r+1, b.opts.runs, t.name, err)
 				continue
 			}
-			for _, c := range b.opts.conns {
+			procs[t.name] = p
+		}
+		measure := func(row, what string, run func(t *target, p *proc) (sample, sample)) {
+			for _, t := range order {
 				if ctx.Err() != nil {
-					break
+					return
 				}
-				s := b.wrk(ctx, t.h1, c)
-				b.record(t.name, rowH1(c), s)
-				logf("%s HTTP/1.1 %d conns: %s", tag, c, s.describe("req/s"))
+				s, cpu := sample{err: down[t.name]}, sample{err: down[t.name]}
+				if down[t.name] == "" {
+					s, cpu = run(t, procs[t.name])
+				}
+				b.record(t.name, row, s)
+				if t.start != nil {
+					b.record(t.name, rowCPU(row), cpu)
+				}
+				logf("[run %d/%d] %s %s: %s%s", r+1, b.opts.runs, t.name, what, s.describe("req/s"), cpu.describeCPU())
 			}
-			s := b.h2load(ctx, t.h2)
-			b.record(t.name, rowH2, s)
-			logf("%s h2c %dx%d: %s", tag, b.opts.h2Conns, b.opts.h2Streams, s.describe("req/s"))
+		}
+		for _, c := range b.opts.conns {
+			measure(rowH1(c), fmt.Sprintf("HTTP/1.1 %d conns", c), func(t *target, p *proc) (sample, sample) {
+				return b.wrk(ctx, t.h1, c, p)
+			})
+		}
+		measure(rowH2, fmt.Sprintf("h2c %dx%d", b.opts.h2Conns, b.opts.h2Streams), func(t *target, p *proc) (sample, sample) {
+			return b.h2load(ctx, t.h2, p)
+		})
+		for _, p := range procs {
 			if p != nil {
 				p.stop()
 			}
 		}
 	}
+}
+
+// rowCPU is the row of the CPU time per request of a requests/s row.
+func rowCPU(row string) string { return "cpu/" + row }
+
+func (s sample) describeCPU() string {
+	if s.err != "" || s.value <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %.1f µs of CPU per request", s.value)
 }
 
 func (s sample) describe(unit string) string {

@@ -279,6 +279,20 @@ func groupPIDs(pgid int) []int {
 	return pids
 }
 
+// groupTicks is the CPU time (utime+stime, in userHZ ticks) of a process group's live
+// processes, from /proc/PID/stat.
+func groupTicks(pgid int) int64 {
+	var total int64
+	for _, pid := range groupPIDs(pgid) {
+		if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if _, own, _, ok := statTicks(data); ok {
+				total += own
+			}
+		}
+	}
+	return total
+}
+
 // groupRSS is the resident memory of a process group (nginx: master and worker), in KiB, from
 // VmRSS in /proc/PID/status.
 func groupRSS(pgid int) (int64, error) {

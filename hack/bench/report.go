@@ -94,6 +94,7 @@ type cell struct {
 
 type tableRow struct {
 	label string
+	key   string // the results row, whose per-round figures the ratios pair
 	cell  func(t *target) cell
 }
 
@@ -125,11 +126,22 @@ func (b *bench) rows() []tableRow {
 		if c != 1 {
 			label += "s"
 		}
-		rows = append(rows, tableRow{label, medianCell(rowH1(c), thousands, nil)})
+		rows = append(rows, tableRow{label, rowH1(c), medianCell(rowH1(c), thousands, nil)})
 	}
 	rows = append(rows, tableRow{
 		fmt.Sprintf("h2c req/s, %d conns × %d streams", b.opts.h2Conns, b.opts.h2Streams),
-		medianCell(rowH2, thousands, nil)})
+		rowH2, medianCell(rowH2, thousands, nil)})
+	// The proxy's CPU time per request in the same runs: on its saturated core, requests/s
+	// goes as its inverse, and it moves less than requests/s with the machine's noise.
+	micros := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	for _, c := range b.opts.conns {
+		label := fmt.Sprintf("CPU µs per request, HTTP/1.1, %d conn", c)
+		if c != 1 {
+			label += "s"
+		}
+		rows = append(rows, tableRow{label, rowCPU(rowH1(c)), medianCell(rowCPU(rowH1(c)), micros, nil)})
+	}
+	rows = append(rows, tableRow{"CPU µs per request, h2c", rowCPU(rowH2), medianCell(rowCPU(rowH2), micros, nil)})
 
 	saturated := func(t *target) string {
 		for _, r := range b.latency[t.name] {
@@ -141,13 +153,13 @@ func (b *bench) rows() []tableRow {
 	}
 	rate := thousands(b.rate)
 	rows = append(rows,
-		tableRow{fmt.Sprintf("latency p50 (ms) at %s req/s", rate), medianCell(rowP50, ms, saturated)},
-		tableRow{fmt.Sprintf("latency p99 (ms) at %s req/s", rate), medianCell(rowP99, ms, saturated)},
-		tableRow{fmt.Sprintf("latency p99.9 (ms) at %s req/s", rate), medianCell(rowP999, ms, saturated)},
-		tableRow{"req/s achieved in the latency test", medianCell(rowAchieve, thousands, nil)},
+		tableRow{fmt.Sprintf("latency p50 (ms) at %s req/s", rate), rowP50, medianCell(rowP50, ms, saturated)},
+		tableRow{fmt.Sprintf("latency p99 (ms) at %s req/s", rate), rowP99, medianCell(rowP99, ms, saturated)},
+		tableRow{fmt.Sprintf("latency p99.9 (ms) at %s req/s", rate), rowP999, medianCell(rowP999, ms, saturated)},
+		tableRow{"req/s achieved in the latency test", rowAchieve, medianCell(rowAchieve, thousands, nil)},
 	)
 	rows = append(rows, tableRow{
-		fmt.Sprintf("memory per idle conn (KiB), %s conns", thousands(float64(b.opts.idleConns))),
+		fmt.Sprintf("memory per idle conn (KiB), %s conns", thousands(float64(b.opts.idleConns))), rowMem,
 		func(t *target) cell {
 			if t.start == nil {
 				return cell{text: "n/a (no proxy)"}
@@ -155,6 +167,23 @@ func (b *bench) rows() []tableRow {
 			return medianCell(rowMem, func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }, nil)(t)
 		}})
 	return rows
+}
+
+// pairedRatio is the median over rounds of a's figure over b's in the same round, when both
+// columns have a figure for every round (the throughput rounds measure the columns seconds
+// apart). It is steadier than the ratio of the medians when the machine's speed drifts
+// between rounds, and is what the table's ratio columns show when it exists.
+func pairedRatio(a, b []sample) (float64, bool) {
+	if len(a) != len(b) {
+		return 0, false
+	}
+	var rs []sample
+	for i := range a {
+		if a[i].err == "" && b[i].err == "" && b[i].value != 0 {
+			rs = append(rs, sample{value: a[i].value / b[i].value})
+		}
+	}
+	return median(rs)
 }
 
 // ratio formats a ratio with two significant decimals below 10 and fewer above.
@@ -236,6 +265,10 @@ func (b *bench) render() report {
 					cells = append(cells, "—")
 					continue
 				}
+				if v, ok := pairedRatio(b.results[tStrait][row.key], b.results[r][row.key]); ok {
+					cells = append(cells, ratio(v))
+					continue
+				}
 				cells = append(cells, ratio(s.value/o.value))
 			}
 		}
@@ -275,8 +308,8 @@ func (b *bench) render() report {
 	fmt.Fprintf(&sb, "Memory: RSS growth (VmRSS, whole process group) with %s idle keep-alive connections that "+
 		"each carried one request, divided by their number.\n", thousands(float64(b.opts.idleConns)))
 	if strait != nil {
-		sb.WriteString("Ratios are Strait's figure over the other column's: above 1 is more req/s, " +
-			"or more latency or memory.\n")
+		sb.WriteString("Ratios are Strait's figure over the other column's, the median of the per-round ratios " +
+			"when both columns have a figure in every round: above 1 is more req/s, or more latency, CPU time or memory.\n")
 	}
 	if len(b.notes) > 0 {
 		sb.WriteString("\nNotes:\n")
@@ -330,24 +363,32 @@ func (b *bench) warnings() []string {
 // rawRuns lists each run's requests/s, for the results file.
 func (b *bench) rawRuns() string {
 	var sb strings.Builder
-	sb.WriteString("Requests/s; latencies in µs.\n\n| target | measurement | runs |\n|---|---|---|\n")
+	sb.WriteString("Requests/s; latencies and CPU time per request (cpu/) in µs.\n\n| target | measurement | runs |\n|---|---|---|\n")
 	keys := []string{}
 	for _, c := range b.opts.conns {
 		keys = append(keys, rowH1(c))
 	}
 	keys = append(keys, rowH2, rowP50, rowP99, rowP999, rowAchieve)
+	for _, c := range b.opts.conns {
+		keys = append(keys, rowCPU(rowH1(c)))
+	}
+	keys = append(keys, rowCPU(rowH2))
 	for _, t := range b.targets {
 		for _, k := range keys {
 			samples := b.results[t.name][k]
 			if len(samples) == 0 {
 				continue
 			}
+			format := thousands
+			if strings.HasPrefix(k, "cpu/") {
+				format = func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+			}
 			var vs []string
 			for _, s := range samples {
 				if s.err != "" {
 					vs = append(vs, "error")
 				} else {
-					vs = append(vs, thousands(s.value))
+					vs = append(vs, format(s.value))
 				}
 			}
 			fmt.Fprintf(&sb, "| %s | %s | %s |\n", t.name, k, strings.Join(vs, ", "))

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -360,5 +361,42 @@ func TestPeekDoesNotAllocate(t *testing.T) {
 	p := newPeeker(conn)
 	if allocs := testing.AllocsPerRun(100, func() { p.peek() }); allocs != 0 {
 		t.Errorf("%v allocations per peek", allocs)
+	}
+}
+
+// TestDialTCPReconnect opens TCP connections to a locality of two endpoints, one of which
+// refuses connections: every connection reaches the other, and each refusal counts as a
+// connect failure of the refusing endpoint.
+func TestDialTCPReconnect(t *testing.T) {
+	live, dead := newBackend(t, "live"), refusingAddr(t)
+	m := newTestManager(t, Options{})
+	c := install(t, m, edsCluster("x"), assignment("x", loc{eps: eps(dead, live.addr())}))
+	for i := range 10 {
+		conn, err := c.DialTCP(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		if got := conn.RemoteAddr().String(); got != live.addr() {
+			t.Errorf("connection %d went to %s, want %s", i, got, live.addr())
+		}
+		conn.Close()
+	}
+	s := c.Stats()
+	// Round robin sends every other connection to the dead endpoint first.
+	if s.ConnectFailures != 5 || s.ConnectRetries != 5 || s.TCPConnectionsActive != 0 {
+		t.Errorf("stats: %d connect failures, %d connect retries, %d open; want 5, 5, 0",
+			s.ConnectFailures, s.ConnectRetries, s.TCPConnectionsActive)
+	}
+	if d, l := endpointStats(t, c, dead), endpointStats(t, c, live.addr()); d.Failures != 5 || d.Active != 0 || l.Requests != 10 || l.Active != 0 {
+		t.Errorf("dead endpoint: %d failures, %d active; live: %d requests, %d active; want 5, 0, 10, 0", d.Failures, d.Active, l.Requests, l.Active)
+	}
+
+	// With every endpoint refusing, the connection fails after trying each once.
+	c = install(t, m, edsCluster("y"), assignment("y", loc{eps: eps(dead, refusingAddr(t))}))
+	if _, err := c.DialTCP(context.Background(), nil); !IsConnectError(err) {
+		t.Fatalf("all endpoints refusing: %v, want a connect error", err)
+	}
+	if s := c.Stats(); s.ConnectFailures != 2 || s.ConnectRetries != 1 {
+		t.Errorf("stats: %d connect failures, %d connect retries; want 2, 1", s.ConnectFailures, s.ConnectRetries)
 	}
 }

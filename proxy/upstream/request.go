@@ -220,7 +220,9 @@ func (b *upgradedBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 // DialTCP opens a TCP connection to an endpoint the load balancer picks, for TCP routes and
 // TLS passthrough. The connection is the dialer's own (a *net.TCPConn with the default
 // dialer), so the kernel can splice it; it counts against max_connections until closed.
-// A failure to connect feeds outlier detection.
+// A failure to connect feeds outlier detection, and the connection goes to another endpoint
+// as an HTTP request does (see reconnect): the client's connection is not failed while
+// another endpoint may take it.
 func (c *Cluster) DialTCP(ctx context.Context, hash *uint64) (net.Conn, error) {
 	cfg := c.cfg.Load()
 	if cfg == nil {
@@ -241,9 +243,25 @@ func (c *Cluster) DialTCP(ctx context.Context, hash *uint64) (net.Conn, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNoHealthyUpstream, c.name)
 	}
 	ep.requests.Add(1)
-	dctx, cancel := context.WithTimeout(ctx, cfg.spec.transport.connectTimeout)
-	conn, err := c.dial(dctx, ep.addr)
-	cancel()
+	ep.active.Add(1) // while connecting, as reconnect expects
+	var tried triedEndpoints
+	tried.add(ep)
+	var conn net.Conn
+	var err error
+	for {
+		dctx, cancel := context.WithTimeout(ctx, cfg.spec.transport.connectTimeout)
+		conn, err = c.dial(dctx, ep.addr)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		next := c.reconnect(cfg, &tried, hash)
+		if next == nil {
+			break
+		}
+		ep = next
+	}
+	ep.active.Add(-1)
 	c.tcp.unreserve(conn)
 	if err != nil {
 		c.failed(errors.Is(ctx.Err(), context.Canceled), cfg.spec.outlier, ep, err)

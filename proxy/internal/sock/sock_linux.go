@@ -10,23 +10,22 @@ import (
 	"unsafe"
 )
 
-// Conn is a TCP connection whose Read and Write are raw system calls. Its method values
-// are made once per connection, so that reading and writing allocate nothing.
+// Conn is a TCP connection whose Read and Write are raw system calls.
 type Conn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	r, w half
+}
 
-	rmu    sync.Mutex // the fields below, for one Read at a time
-	rbuf   []byte
-	rn     int
-	rerr   syscall.Errno
-	readFn func(fd uintptr) bool
-
-	wmu     sync.Mutex // the fields below, for one Write at a time
-	wbuf    []byte
-	wn      int
-	werr    syscall.Errno
-	writeFn func(fd uintptr) bool
+// half is one direction of a Conn, for one call at a time: the buffer of the call in
+// progress and its outcome. Its function values are made once per connection, so that
+// reading and writing allocate nothing.
+type half struct {
+	mu    sync.Mutex
+	buf   []byte
+	n     int
+	errno syscall.Errno
+	try   func(fd uintptr) bool                 // one attempt; false: wait for readiness
+	wait  func(try func(fd uintptr) bool) error // the RawConn's Read or Write
 }
 
 func wrap(tc *net.TCPConn) net.Conn {
@@ -34,9 +33,27 @@ func wrap(tc *net.TCPConn) net.Conn {
 	if err != nil {
 		return tc
 	}
-	c := &Conn{TCPConn: tc, rc: rc}
-	c.readFn, c.writeFn = c.read, c.write
+	c := &Conn{TCPConn: tc}
+	c.r.try, c.r.wait = c.read, rc.Read
+	c.w.try, c.w.wait = c.write, rc.Write
 	return c
+}
+
+// run makes one call with p, the netpoller waiting between attempts; op names it in errors.
+func (h *half) run(c *Conn, op string, p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf, h.n, h.errno = p, 0, 0
+	err := h.wait(h.try)
+	n, errno := h.n, h.errno
+	h.buf = nil
+	switch {
+	case err != nil:
+		return n, c.opError(op, err)
+	case errno != 0:
+		return n, c.opError(op, os.NewSyscallError(op, errno))
+	}
+	return n, nil
 }
 
 // Read reads as net.TCPConn.Read does: io.EOF once the peer closed its side.
@@ -44,39 +61,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	c.rbuf, c.rn, c.rerr = p, 0, 0
-	err := c.rc.Read(c.readFn)
-	n, errno := c.rn, c.rerr
-	c.rbuf = nil
-	switch {
-	case err != nil:
-		return 0, c.opError("read", err)
-	case errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", errno))
-	case n == 0:
+	n, err := c.r.run(c, "read", p)
+	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
-	return n, nil
-}
-
-// read is one attempt; false asks the netpoller to wait until the socket is readable.
-func (c *Conn) read(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
-		switch e {
-		case 0:
-			c.rn = int(n)
-			return true
-		case syscall.EAGAIN:
-			return false
-		case syscall.EINTR:
-			continue
-		}
-		c.rerr = e
-		return true
-	}
+	return n, err
 }
 
 // Write writes all of p, waiting for room as net.TCPConn.Write does.
@@ -84,33 +73,41 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.wbuf, c.wn, c.werr = p, 0, 0
-	err := c.rc.Write(c.writeFn)
-	n, errno := c.wn, c.werr
-	c.wbuf = nil
-	switch {
-	case err != nil:
-		return n, c.opError("write", err)
-	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
-	}
-	return n, nil
+	return c.w.run(c, "write", p)
 }
 
-// write writes what is left of wbuf; false asks the netpoller to wait for room.
-func (c *Conn) write(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.wbuf[c.wn])), uintptr(len(c.wbuf)-c.wn))
+// read is one attempt to read into r.buf.
+func (c *Conn) read(fd uintptr) bool {
+	r := &c.r
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
 		switch e {
 		case 0:
-			c.wn += int(n)
+			r.n = int(n)
+			return true
+		case syscall.EAGAIN:
+			return false
+		case syscall.EINTR:
+			continue
+		}
+		r.errno = e
+		return true
+	}
+}
+
+// write writes what is left of w.buf, as far as the socket takes it.
+func (c *Conn) write(fd uintptr) bool {
+	w := &c.w
+	for w.n < len(w.buf) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.buf[w.n])), uintptr(len(w.buf)-w.n))
+		switch e {
+		case 0:
+			w.n += int(n)
 		case syscall.EAGAIN:
 			return false
 		case syscall.EINTR:
 		default:
-			c.werr = e
+			w.errno = e
 			return true
 		}
 	}
