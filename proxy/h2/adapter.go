@@ -2,6 +2,7 @@ package h2
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -32,7 +33,7 @@ func (s *Stream) ServeHTTP(h http.Handler) {
 	w := &responseWriter{s: s, header: make(http.Header), status: 0}
 	defer func() {
 		if p := recover(); p != nil {
-			if p != http.ErrAbortHandler && s.c.cfg.Logger != nil {
+			if err, _ := p.(error); !errors.Is(err, http.ErrAbortHandler) && s.c.cfg.Logger != nil {
 				s.c.cfg.Logger.Error("h2 http handler panic", "stream", s.id, "panic", p)
 			}
 			s.Reset(http2.ErrCodeInternal)
@@ -114,7 +115,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	n, err := b.s.Read(p)
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		for _, f := range b.s.Trailers() {
 			k := textproto.CanonicalMIMEHeaderKey(f.Name)
 			if b.r.Trailer == nil {
@@ -126,6 +127,8 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close makes further reads fail; what the client still sends is discarded when the
+// handler returns.
 func (b *requestBody) Close() error {
 	b.closed = true
 	return nil
@@ -142,6 +145,7 @@ type responseWriter struct {
 	fields      []Field
 }
 
+// Header is the response header map, trailers declared in it included.
 func (w *responseWriter) Header() http.Header { return w.header }
 
 // WriteHeader records the status; the head goes out with the first body bytes or at the

@@ -122,7 +122,7 @@ func (c *serverConn) emit(hf hpack.HeaderField) {
 	}
 	s := b.s
 	name := hf.Name
-	if len(name) > 0 && name[0] == ':' {
+	if name != "" && name[0] == ':' {
 		if b.regular || b.kind == blockTrailers {
 			b.malformed = true
 			return

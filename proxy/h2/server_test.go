@@ -64,9 +64,12 @@ func startServer(t *testing.T, cfg *Config, h Handler) *testServer {
 // client is an x/net/http2 Transport speaking h2c to ts, one connection unless the server
 // closes it.
 func (ts *testServer) client() *http.Client {
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+	// x/net's Transport, deprecated for net/http's own (the same code, bundled), is the
+	// client the server must work with first.
+	tr := &http2.Transport{ //nolint:staticcheck // see above
+		AllowHTTP: true, //nolint:staticcheck // see above
+		DialTLSContext: func( //nolint:staticcheck // see above
+			ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, ts.addr)
 		},
@@ -131,7 +134,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 			body, err := io.ReadAll(resp.Body)
 			_ = resp.Body.Close()
 			if err != nil || string(body) != path {
-				errs <- fmt.Errorf("%s: body %q, %v", path, body, err)
+				errs <- fmt.Errorf("%s: body %q: %w", path, body, err)
 			}
 		}()
 	}

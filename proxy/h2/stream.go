@@ -118,7 +118,7 @@ func (c *serverConn) runHandler(s *Stream, h Handler) {
 	defer c.finish(s)
 	defer func() {
 		if r := recover(); r != nil {
-			if c.cfg.Logger != nil && r != errAbort {
+			if err, _ := r.(error); c.cfg.Logger != nil && !errors.Is(err, errAbort) {
 				c.cfg.Logger.Error("h2 handler panic", "stream", s.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			}
 			s.Reset(http2.ErrCodeInternal)
