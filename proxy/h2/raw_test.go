@@ -136,35 +136,47 @@ func (c *rawClient) wantReset(id uint32, code http2.ErrCode) {
 // wantResponse reads stream id's response to its end and returns its status and body.
 func (c *rawClient) wantResponse(id uint32) (string, string) {
 	c.t.Helper()
-	var status string
-	var body []byte
-	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
-		if f.Name == ":status" {
-			status = f.Value
-		}
-	})
-	for {
+	r := c.wantResponses(id)[id]
+	return r[0], r[1]
+}
+
+// wantResponses reads the responses of the streams ids to their ends, whatever their order,
+// and returns their statuses and bodies.
+func (c *rawClient) wantResponses(ids ...uint32) map[uint32][2]string {
+	c.t.Helper()
+	got := map[uint32][2]string{}
+	open := map[uint32]bool{}
+	for _, id := range ids {
+		open[id] = true
+	}
+	dec := hpack.NewDecoder(4096, nil)
+	for len(open) > 0 {
 		f := c.next()
-		if f.Header().StreamID != id {
-			continue
-		}
+		id := f.Header().StreamID
+		r := got[id]
 		switch f := f.(type) {
 		case *http2.HeadersFrame:
+			dec.SetEmitFunc(func(hf hpack.HeaderField) {
+				if hf.Name == ":status" {
+					r[0] = hf.Value
+				}
+			})
 			if _, err := dec.Write(f.HeaderBlockFragment()); err != nil {
 				c.t.Fatal(err)
 			}
-			if f.StreamEnded() {
-				return status, string(body)
-			}
 		case *http2.DataFrame:
-			body = append(body, f.Data()...)
-			if f.StreamEnded() {
-				return status, string(body)
-			}
+			r[1] += string(f.Data())
 		case *http2.RSTStreamFrame:
-			c.t.Fatalf("stream %d reset: %v", id, f.ErrCode)
+			if open[id] {
+				c.t.Fatalf("stream %d reset: %v", id, f.ErrCode)
+			}
+		}
+		got[id] = r
+		if f.Header().Flags.Has(http2.FlagDataEndStream) && (f.Header().Type == http2.FrameData || f.Header().Type == http2.FrameHeaders) {
+			delete(open, id)
 		}
 	}
+	return got
 }
 
 // blocking is a handler that waits for the client to go away.
@@ -536,9 +548,9 @@ func TestGoAwayLastStreamID(t *testing.T) {
 	// A stream after GOAWAY is ignored; the two before it finish.
 	c.headers(5, true, get...)
 	close(release)
-	for _, id := range []uint32{1, 3} {
-		if status, body := c.wantResponse(id); status != "200" || body != "done" {
-			t.Fatalf("stream %d: %s %q", id, status, body)
+	for id, r := range c.wantResponses(1, 3) {
+		if r != [2]string{"200", "done"} {
+			t.Fatalf("stream %d: %q", id, r)
 		}
 	}
 	if err := <-shut; err != nil {
