@@ -51,6 +51,7 @@ type Stream struct {
 	resp        []Field
 	respTrail   []Field
 	wbuf        []byte // the handler's buffered body
+	wbufp       *[]byte // where wbuf came from in bodyBufPool
 	out         []byte // handed to the writer
 	outEnd      bool
 	outBusy     bool // the writer has not consumed out yet
@@ -87,9 +88,9 @@ func (c *serverConn) unrefLocked(s *Stream) {
 }
 
 func (c *serverConn) releaseLocked(s *Stream) {
-	if s.wbuf != nil {
-		b := s.wbuf[:0]
-		bodyBufPool.Put(&b)
+	if s.wbufp != nil {
+		*s.wbufp = s.wbuf[:0]
+		bodyBufPool.Put(s.wbufp)
 	}
 	in := s.in[:0]
 	if cap(in) > 64<<10 {
@@ -330,8 +331,9 @@ func (s *Stream) Write(p []byte) (int, error) {
 	if !s.headWritten {
 		_ = s.WriteHead(200, nil)
 	}
-	if s.wbuf == nil {
-		s.wbuf = *bodyBufPool.Get().(*[]byte)
+	if s.wbufp == nil {
+		s.wbufp = bodyBufPool.Get().(*[]byte)
+		s.wbuf = *s.wbufp
 	}
 	n := len(p)
 	if len(s.wbuf)+len(p) <= cap(s.wbuf) {
