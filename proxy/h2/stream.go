@@ -50,9 +50,9 @@ type Stream struct {
 	status      int
 	resp        []Field
 	respTrail   []Field
-	wbuf        []byte // the handler's buffered body
+	wbuf        []byte  // the handler's buffered body
 	wbufp       *[]byte // where wbuf came from in bodyBufPool
-	out         []byte // handed to the writer
+	out         []byte  // handed to the writer
 	outEnd      bool
 	outBusy     bool // the writer has not consumed out yet
 	queued      bool // on c.ready or c.connBlocked
