@@ -403,9 +403,9 @@ func TestRapidReset(t *testing.T) {
 	ts := startServer(t, &Config{MaxResetBurst: 50, MaxResetRate: 1}, blocking)
 	c := dialRaw(t, ts)
 	for id := uint32(1); id < 2*200; id += 2 {
-		c.headers(id, true, get...)
-		if c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
-			break
+		err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.block(get...), EndStream: true, EndHeaders: true})
+		if err != nil || c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break // the server hung up: its GOAWAY is waiting to be read
 		}
 	}
 	c.wantGoAway(http2.ErrCodeEnhanceYourCalm)

@@ -325,6 +325,7 @@ func (c *serverConn) serve() error {
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
 		c.goAway(http2.ErrCode(ce))
+		c.linger()
 		err = fmt.Errorf("h2: %w", err)
 	}
 	c.close()
@@ -425,6 +426,20 @@ func (c *serverConn) close() {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	<-c.writerDone
 	_ = c.nc.Close()
+}
+
+// linger lets the client read the GOAWAY that ends a connection in error: closing a socket
+// with unread bytes in it resets the connection, and the reset may overtake the GOAWAY. Once
+// the writer is done, the server's side is shut and what the client still sends is
+// discarded, for a second at most.
+func (c *serverConn) linger() {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	<-c.writerDone
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.Copy(io.Discard, c.br)
 }
 
 func (c *serverConn) wakeWriter() {
