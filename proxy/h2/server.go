@@ -254,6 +254,7 @@ type serverConn struct {
 	// Reader-only.
 	hdec        *hpack.Decoder
 	blk         headerBlock
+	trailerBuf  []Field
 	sawSettings bool
 	resetToken  float64
 	resetLast   time.Time
