@@ -30,7 +30,7 @@ func (s *Stream) ServeHTTP(h http.Handler) {
 	defer cancel()
 	s.onCancel(cancel)
 	r = r.WithContext(ctx)
-	w := &responseWriter{s: s, header: make(http.Header), status: 0}
+	w := &responseWriter{s: s, header: make(http.Header), head: s.method == http.MethodHead}
 	defer func() {
 		if p := recover(); p != nil {
 			if err, _ := p.(error); !errors.Is(err, http.ErrAbortHandler) && s.c.cfg.Logger != nil {
@@ -142,6 +142,7 @@ type responseWriter struct {
 	wroteHeader bool // the head was given to the stream
 	written     int64
 	declared    []string // trailer names the Trailer field declared
+	head        bool     // a HEAD request: the body is counted, not sent
 	fields      []Field
 }
 
@@ -170,6 +171,10 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 			w.header.Set("Content-Type", http.DetectContentType(p))
 		}
 		w.writeHead(-1)
+	}
+	if w.head {
+		w.written += int64(len(p))
+		return len(p), nil
 	}
 	n, err := w.s.Write(p)
 	w.written += int64(n)
@@ -230,7 +235,9 @@ func (w *responseWriter) writeHead(length int64) {
 			continue
 		}
 		for _, v := range vs {
-			fields = append(fields, Field{Name: lk, Value: v})
+			if httpguts.ValidHeaderFieldValue(v) { // as net/http, an invalid value is not sent
+				fields = append(fields, Field{Name: lk, Value: v})
+			}
 		}
 	}
 	_ = w.s.WriteHead(w.status, fields)

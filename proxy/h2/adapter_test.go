@@ -146,3 +146,21 @@ func TestReverseProxy(t *testing.T) {
 		t.Fatalf("header %v trailer %v", resp.Header, resp.Trailer)
 	}
 }
+
+func TestServeHTTPHeadAndInvalidValues(t *testing.T) {
+	ts := startServer(t, nil, adapt(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Bad", "a\nb")
+		w.Header().Set("X-Good", "ok")
+		_, _ = io.WriteString(w, "a body HEAD must not carry")
+	})))
+	req, _ := http.NewRequest("HEAD", ts.url("/"), nil)
+	resp, err := ts.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if len(body) != 0 || resp.Header.Get("X-Good") != "ok" || resp.Header.Get("X-Bad") != "" {
+		t.Fatalf("body %q, header %v", body, resp.Header)
+	}
+}
