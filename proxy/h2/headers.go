@@ -237,11 +237,11 @@ func (c *serverConn) endBlock() error {
 		c.streams[s.id] = s
 		s.refs = 2 // the stream table's and the handler's
 		c.handlers++
-		h := c.h
+		s.h = c.h
 		if b.tooLarge {
-			h = tooLarge
+			s.h = tooLarge
 		}
-		go c.runHandler(s, h)
+		c.startHandlerLocked(s)
 	}
 	return nil
 }

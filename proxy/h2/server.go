@@ -135,6 +135,7 @@ func (srv *Server) ServeConn(ctx context.Context, nc net.Conn, r io.Reader) erro
 		remoteAddr: nc.RemoteAddr().String(),
 		streams:    make(map[uint32]*Stream),
 		wake:       make(chan struct{}, 1),
+		work:       make(chan *Stream, maxIdleWorkers),
 		writerDone: make(chan struct{}),
 		sendWin:    65535,
 		peerWin:    65535,
@@ -285,6 +286,8 @@ type serverConn struct {
 	writerExit  bool // leave once everything queued is written
 	wake        chan struct{}
 	writerDone  chan struct{}
+	idleWorkers int // handler goroutines waiting on work
+	work        chan *Stream
 	idleSince   time.Time
 	idleTimer   *time.Timer
 }
@@ -420,6 +423,7 @@ func (c *serverConn) close() {
 	for _, s := range c.streams {
 		c.closeStreamLocked(s, errConnClosed)
 	}
+	c.stopIdleWorkersLocked()
 	c.writerExit = true
 	c.wakeWriter()
 	c.mu.Unlock()

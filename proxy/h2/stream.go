@@ -18,6 +18,7 @@ import (
 type Stream struct {
 	c  *serverConn
 	id uint32
+	h  Handler
 
 	// The request, set before the handler starts.
 	method, scheme, authority, path string
@@ -114,8 +115,49 @@ func clearFields(f []Field) []Field {
 	return f[:0]
 }
 
-// runHandler serves s with h and ends its response.
-func (c *serverConn) runHandler(s *Stream, h Handler) {
+// maxIdleWorkers is how many handler goroutines of a busy connection wait for its next
+// stream instead of exiting: a new goroutine costs an allocation and, often, growing its
+// stack again.
+const maxIdleWorkers = 4
+
+// startHandlerLocked serves s on an idle worker of the connection, or a new one.
+func (c *serverConn) startHandlerLocked(s *Stream) {
+	if c.idleWorkers > 0 {
+		c.idleWorkers--
+		c.work <- s // cannot block: one slot per idle worker
+		return
+	}
+	go c.worker(s)
+}
+
+// worker serves s, then other streams while the connection is busy.
+func (c *serverConn) worker(s *Stream) {
+	for {
+		c.runHandler(s)
+		c.mu.Lock()
+		if c.closed || c.handlers == 0 || c.idleWorkers >= maxIdleWorkers {
+			c.mu.Unlock()
+			return
+		}
+		c.idleWorkers++
+		c.mu.Unlock()
+		if s = <-c.work; s == nil {
+			return
+		}
+	}
+}
+
+// stopIdleWorkersLocked ends the idle workers: a connection without streams keeps no
+// goroutine stacks.
+func (c *serverConn) stopIdleWorkersLocked() {
+	for ; c.idleWorkers > 0; c.idleWorkers-- {
+		c.work <- nil
+	}
+}
+
+// runHandler serves s with its handler and ends its response.
+func (c *serverConn) runHandler(s *Stream) {
+	h := s.h
 	defer c.finish(s)
 	defer func() {
 		if r := recover(); r != nil {
@@ -148,8 +190,11 @@ func (c *serverConn) finish(s *Stream) {
 		s.out, s.outEnd, s.outBusy = s.wbuf, true, true
 		c.enqueueLocked(s)
 	}
-	if c.handlers == 0 && len(c.streams) == 0 {
-		c.checkDrainedLocked()
+	if c.handlers == 0 {
+		c.stopIdleWorkersLocked()
+		if len(c.streams) == 0 {
+			c.checkDrainedLocked()
+		}
 	}
 	c.unrefLocked(s)
 	c.mu.Unlock()
