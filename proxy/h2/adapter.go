@@ -2,6 +2,7 @@ package h2
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -29,10 +30,10 @@ func (s *Stream) ServeHTTP(h http.Handler) {
 	defer cancel()
 	s.onCancel(cancel)
 	r = r.WithContext(ctx)
-	w := &responseWriter{s: s, header: make(http.Header), status: 0}
+	w := &responseWriter{s: s, header: make(http.Header), head: s.method == http.MethodHead}
 	defer func() {
 		if p := recover(); p != nil {
-			if p != http.ErrAbortHandler && s.c.cfg.Logger != nil {
+			if err, _ := p.(error); !errors.Is(err, http.ErrAbortHandler) && s.c.cfg.Logger != nil {
 				s.c.cfg.Logger.Error("h2 http handler panic", "stream", s.id, "panic", p)
 			}
 			s.Reset(http2.ErrCodeInternal)
@@ -114,7 +115,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	n, err := b.s.Read(p)
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		for _, f := range b.s.Trailers() {
 			k := textproto.CanonicalMIMEHeaderKey(f.Name)
 			if b.r.Trailer == nil {
@@ -126,6 +127,8 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close makes further reads fail; what the client still sends is discarded when the
+// handler returns.
 func (b *requestBody) Close() error {
 	b.closed = true
 	return nil
@@ -139,9 +142,11 @@ type responseWriter struct {
 	wroteHeader bool // the head was given to the stream
 	written     int64
 	declared    []string // trailer names the Trailer field declared
+	head        bool     // a HEAD request: the body is counted, not sent
 	fields      []Field
 }
 
+// Header is the response header map, trailers declared in it included.
 func (w *responseWriter) Header() http.Header { return w.header }
 
 // WriteHeader records the status; the head goes out with the first body bytes or at the
@@ -166,6 +171,10 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 			w.header.Set("Content-Type", http.DetectContentType(p))
 		}
 		w.writeHead(-1)
+	}
+	if w.head {
+		w.written += int64(len(p))
+		return len(p), nil
 	}
 	n, err := w.s.Write(p)
 	w.written += int64(n)
@@ -226,7 +235,9 @@ func (w *responseWriter) writeHead(length int64) {
 			continue
 		}
 		for _, v := range vs {
-			fields = append(fields, Field{Name: lk, Value: v})
+			if httpguts.ValidHeaderFieldValue(v) { // as net/http, an invalid value is not sent
+				fields = append(fields, Field{Name: lk, Value: v})
+			}
 		}
 	}
 	_ = w.s.WriteHead(w.status, fields)

@@ -11,7 +11,7 @@
 //   - prior-knowledge h2c (the preface may already sit in a bufio.Reader) and TLS with ALPN
 //     "h2": ServeConn does not care which;
 //   - the SETTINGS exchange (ours: MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE,
-//     MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE; the client's honoured, HEADER_TABLE_SIZE and a
+//     MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE; the client's honored, HEADER_TABLE_SIZE and a
 //     changed INITIAL_WINDOW_SIZE included), PING, GOAWAY, RST_STREAM both ways, PRIORITY
 //     accepted and ignored, unknown frames ignored;
 //   - flow control both ways, connection and stream level: the request body's credit goes

@@ -53,7 +53,10 @@ func (c *serverConn) onHeaders(f *http2.HeadersFrame) error {
 	s := c.streams[id]
 	switch {
 	case s != nil:
-		b.kind, b.s = blockTrailers, s
+		// The trailers are decoded into the reader's own list: the stream may be reset,
+		// and reused, before the block ends.
+		b.kind = blockTrailers
+		c.trailerBuf = clearFields(c.trailerBuf)
 		if s.recvClosed {
 			b.kind, b.refuse = blockDiscard, http2.ErrCodeStreamClosed
 		} else if !b.end {
@@ -120,10 +123,10 @@ func (c *serverConn) emit(hf hpack.HeaderField) {
 	if b.kind == blockDiscard || b.malformed || b.tooLarge {
 		return
 	}
-	s := b.s
+	s := b.s // nil for trailers
 	name := hf.Name
-	if len(name) > 0 && name[0] == ':' {
-		if b.regular || b.kind == blockTrailers {
+	if name != "" && name[0] == ':' {
+		if b.regular || s == nil {
 			b.malformed = true
 			return
 		}
@@ -172,7 +175,7 @@ func (c *serverConn) emit(hf hpack.HeaderField) {
 		}
 	}
 	if b.kind == blockTrailers {
-		s.trailers = append(s.trailers, Field{Name: name, Value: hf.Value})
+		c.trailerBuf = append(c.trailerBuf, Field{Name: name, Value: hf.Value})
 	} else {
 		s.fields = append(s.fields, Field{Name: name, Value: hf.Value})
 	}
@@ -203,11 +206,15 @@ func (c *serverConn) endBlock() error {
 			c.streamErrorLocked(b.id, b.refuse)
 		}
 	case blockTrailers:
-		s := b.s
+		s := c.streams[b.id]
+		if s == nil || s.recvClosed {
+			return nil // reset meanwhile
+		}
 		if b.malformed || b.tooLarge {
 			c.streamErrorLocked(s.id, http2.ErrCodeProtocol)
 			return nil
 		}
+		s.trailers = append(s.trailers, c.trailerBuf...)
 		c.endRequestLocked(s)
 	case blockRequest:
 		s := b.s
@@ -230,11 +237,11 @@ func (c *serverConn) endBlock() error {
 		c.streams[s.id] = s
 		s.refs = 2 // the stream table's and the handler's
 		c.handlers++
-		h := c.h
+		s.h = c.h
 		if b.tooLarge {
-			h = tooLarge
+			s.h = tooLarge
 		}
-		go c.runHandler(s, h)
+		c.startHandlerLocked(s)
 	}
 	return nil
 }

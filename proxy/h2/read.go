@@ -144,9 +144,7 @@ func (c *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		if c.sendWin > 1<<31-1 {
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
-		for _, s := range c.connBlocked {
-			c.ready = append(c.ready, s) // keeps the writer's reference
-		}
+		c.ready = append(c.ready, c.connBlocked...) // with the writer's references
 		c.connBlocked = c.connBlocked[:0]
 		c.wakeWriter()
 		return nil

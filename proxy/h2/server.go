@@ -135,6 +135,7 @@ func (srv *Server) ServeConn(ctx context.Context, nc net.Conn, r io.Reader) erro
 		remoteAddr: nc.RemoteAddr().String(),
 		streams:    make(map[uint32]*Stream),
 		wake:       make(chan struct{}, 1),
+		work:       make(chan *Stream, maxIdleWorkers),
 		writerDone: make(chan struct{}),
 		sendWin:    65535,
 		peerWin:    65535,
@@ -254,6 +255,7 @@ type serverConn struct {
 	// Reader-only.
 	hdec        *hpack.Decoder
 	blk         headerBlock
+	trailerBuf  []Field
 	sawSettings bool
 	resetToken  float64
 	resetLast   time.Time
@@ -284,6 +286,8 @@ type serverConn struct {
 	writerExit  bool // leave once everything queued is written
 	wake        chan struct{}
 	writerDone  chan struct{}
+	idleWorkers int // handler goroutines waiting on work
+	work        chan *Stream
 	idleSince   time.Time
 	idleTimer   *time.Timer
 }
@@ -325,6 +329,7 @@ func (c *serverConn) serve() error {
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
 		c.goAway(http2.ErrCode(ce))
+		c.linger()
 		err = fmt.Errorf("h2: %w", err)
 	}
 	c.close()
@@ -418,6 +423,7 @@ func (c *serverConn) close() {
 	for _, s := range c.streams {
 		c.closeStreamLocked(s, errConnClosed)
 	}
+	c.stopIdleWorkersLocked()
 	c.writerExit = true
 	c.wakeWriter()
 	c.mu.Unlock()
@@ -425,6 +431,20 @@ func (c *serverConn) close() {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	<-c.writerDone
 	_ = c.nc.Close()
+}
+
+// linger lets the client read the GOAWAY that ends a connection in error: closing a socket
+// with unread bytes in it resets the connection, and the reset may overtake the GOAWAY. Once
+// the writer is done, the server's side is shut and what the client still sends is
+// discarded, for a second at most.
+func (c *serverConn) linger() {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	<-c.writerDone
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.Copy(io.Discard, c.br)
 }
 
 func (c *serverConn) wakeWriter() {

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -64,9 +66,12 @@ func startServer(t *testing.T, cfg *Config, h Handler) *testServer {
 // client is an x/net/http2 Transport speaking h2c to ts, one connection unless the server
 // closes it.
 func (ts *testServer) client() *http.Client {
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+	// x/net's Transport, deprecated for net/http's own (the same code, bundled), is the
+	// client the server must work with first.
+	tr := &http2.Transport{ //nolint:staticcheck // see above
+		AllowHTTP: true, //nolint:staticcheck // see above
+		DialTLSContext: func( //nolint:staticcheck // see above
+			ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, ts.addr)
 		},
@@ -131,7 +136,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 			body, err := io.ReadAll(resp.Body)
 			_ = resp.Body.Close()
 			if err != nil || string(body) != path {
-				errs <- fmt.Errorf("%s: body %q, %v", path, body, err)
+				errs <- fmt.Errorf("%s: body %q: %w", path, body, err)
 			}
 		}()
 	}
@@ -399,5 +404,53 @@ func TestHandlerPanicResetsStream(t *testing.T) {
 	_ = resp.Body.Close()
 	if string(b) != "ok" {
 		t.Fatalf("after the panic: %q", b)
+	}
+}
+
+func TestTLSALPN(t *testing.T) {
+	certSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer certSrv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv := &Server{Handler: HandlerFunc(func(s *Stream) {
+		st := s.TLS()
+		if st == nil {
+			_ = s.WriteHead(500, nil)
+			return
+		}
+		_, _ = io.WriteString(s, "alpn="+st.NegotiatedProtocol+" scheme="+s.Scheme())
+	})}
+	served := make(chan error, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		tc := tls.Server(nc, &tls.Config{Certificates: certSrv.TLS.Certificates, NextProtos: []string{"h2"}})
+		if err := tc.Handshake(); err != nil {
+			served <- err
+			return
+		}
+		served <- srv.ServeConn(context.Background(), tc, nil)
+	}()
+	pool := x509.NewCertPool()
+	pool.AddCert(certSrv.Certificate())
+	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "example.com"}} //nolint:staticcheck // x/net's client, as in client()
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if string(body) != "alpn=h2 scheme=https" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	tr.CloseIdleConnections() //nolint:staticcheck // as above
+	if err := <-served; err != nil {
+		t.Fatalf("ServeConn: %v", err)
 	}
 }

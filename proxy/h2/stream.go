@@ -18,6 +18,7 @@ import (
 type Stream struct {
 	c  *serverConn
 	id uint32
+	h  Handler
 
 	// The request, set before the handler starts.
 	method, scheme, authority, path string
@@ -50,8 +51,9 @@ type Stream struct {
 	status      int
 	resp        []Field
 	respTrail   []Field
-	wbuf        []byte // the handler's buffered body
-	out         []byte // handed to the writer
+	wbuf        []byte  // the handler's buffered body
+	wbufp       *[]byte // where wbuf came from in bodyBufPool
+	out         []byte  // handed to the writer
 	outEnd      bool
 	outBusy     bool // the writer has not consumed out yet
 	queued      bool // on c.ready or c.connBlocked
@@ -87,9 +89,9 @@ func (c *serverConn) unrefLocked(s *Stream) {
 }
 
 func (c *serverConn) releaseLocked(s *Stream) {
-	if s.wbuf != nil {
-		b := s.wbuf[:0]
-		bodyBufPool.Put(&b)
+	if s.wbufp != nil {
+		*s.wbufp = s.wbuf[:0]
+		bodyBufPool.Put(s.wbufp)
 	}
 	in := s.in[:0]
 	if cap(in) > 64<<10 {
@@ -113,12 +115,53 @@ func clearFields(f []Field) []Field {
 	return f[:0]
 }
 
-// runHandler serves s with h and ends its response.
-func (c *serverConn) runHandler(s *Stream, h Handler) {
+// maxIdleWorkers is how many handler goroutines of a busy connection wait for its next
+// stream instead of exiting: a new goroutine costs an allocation and, often, growing its
+// stack again.
+const maxIdleWorkers = 4
+
+// startHandlerLocked serves s on an idle worker of the connection, or a new one.
+func (c *serverConn) startHandlerLocked(s *Stream) {
+	if c.idleWorkers > 0 {
+		c.idleWorkers--
+		c.work <- s // cannot block: one slot per idle worker
+		return
+	}
+	go c.worker(s)
+}
+
+// worker serves s, then other streams while the connection is busy.
+func (c *serverConn) worker(s *Stream) {
+	for {
+		c.runHandler(s)
+		c.mu.Lock()
+		if c.closed || c.handlers == 0 || c.idleWorkers >= maxIdleWorkers {
+			c.mu.Unlock()
+			return
+		}
+		c.idleWorkers++
+		c.mu.Unlock()
+		if s = <-c.work; s == nil {
+			return
+		}
+	}
+}
+
+// stopIdleWorkersLocked ends the idle workers: a connection without streams keeps no
+// goroutine stacks.
+func (c *serverConn) stopIdleWorkersLocked() {
+	for ; c.idleWorkers > 0; c.idleWorkers-- {
+		c.work <- nil
+	}
+}
+
+// runHandler serves s with its handler and ends its response.
+func (c *serverConn) runHandler(s *Stream) {
+	h := s.h
 	defer c.finish(s)
 	defer func() {
 		if r := recover(); r != nil {
-			if c.cfg.Logger != nil && r != errAbort {
+			if err, _ := r.(error); c.cfg.Logger != nil && !errors.Is(err, errAbort) {
 				c.cfg.Logger.Error("h2 handler panic", "stream", s.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			}
 			s.Reset(http2.ErrCodeInternal)
@@ -147,8 +190,11 @@ func (c *serverConn) finish(s *Stream) {
 		s.out, s.outEnd, s.outBusy = s.wbuf, true, true
 		c.enqueueLocked(s)
 	}
-	if c.handlers == 0 && len(c.streams) == 0 {
-		c.checkDrainedLocked()
+	if c.handlers == 0 {
+		c.stopIdleWorkersLocked()
+		if len(c.streams) == 0 {
+			c.checkDrainedLocked()
+		}
 	}
 	c.unrefLocked(s)
 	c.mu.Unlock()
@@ -330,8 +376,9 @@ func (s *Stream) Write(p []byte) (int, error) {
 	if !s.headWritten {
 		_ = s.WriteHead(200, nil)
 	}
-	if s.wbuf == nil {
-		s.wbuf = *bodyBufPool.Get().(*[]byte)
+	if s.wbufp == nil {
+		s.wbufp = bodyBufPool.Get().(*[]byte)
+		s.wbuf = *s.wbufp
 	}
 	n := len(p)
 	if len(s.wbuf)+len(p) <= cap(s.wbuf) {

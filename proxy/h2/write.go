@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bytes"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -39,12 +40,21 @@ var statusText = func() (t [1000]string) {
 func (c *serverConn) writeLoop() {
 	defer close(c.writerDone)
 	var err error
+	yielded := false
 	for {
 		c.mu.Lock()
 		for len(c.ctrls) == 0 && len(c.ready) == 0 && !c.writerExit {
 			if c.bw.Buffered() > 0 && err == nil {
 				c.mu.Unlock()
-				err = c.bw.Flush()
+				if !yielded {
+					// Handlers that are about to finish get to add their frames to this
+					// system call first.
+					yielded = true
+					runtime.Gosched()
+				} else {
+					yielded = false
+					err = c.bw.Flush()
+				}
 				c.mu.Lock()
 				continue
 			}
