@@ -151,12 +151,17 @@ func (w *responseWriter) Header() http.Header { return w.header }
 
 // WriteHeader records the status; the head goes out with the first body bytes or at the
 // end, so that a body that fits gets a content-length and a sniffed content-type as net/http
-// gives it. 1xx statuses are not sent.
+// gives it. A 1xx status (but 101) goes out at once as an informational head.
 func (w *responseWriter) WriteHeader(code int) {
-	if w.status != 0 || code < 200 || code > 999 {
-		return
+	switch {
+	case w.status != 0 || code < 100 || code > 999 || code == http.StatusSwitchingProtocols:
+	case code < 200:
+		// An informational answer goes out at once with the header map as it is (net/http's
+		// behaviour); the final answer follows.
+		_ = w.s.WriteInterim(code, w.headerFields())
+	default:
+		w.status = code
 	}
-	w.status = code
 }
 
 func (w *responseWriter) Write(p []byte) (int, error) {
@@ -224,6 +229,13 @@ func (w *responseWriter) writeHead(length int64) {
 	if _, ok := w.header["Content-Length"]; !ok && length >= 0 && bodyAllowed(w.status) {
 		w.header.Set("Content-Length", strconv.FormatInt(length, 10))
 	}
+	fields := w.headerFields()
+	_ = w.s.WriteHead(w.status, fields)
+	w.fields = fields
+}
+
+// headerFields returns the header map as the fields of a head, in w.fields' array.
+func (w *responseWriter) headerFields() []Field {
 	fields := w.fields[:0]
 	for k, vs := range w.header {
 		if strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
@@ -240,8 +252,7 @@ func (w *responseWriter) writeHead(length int64) {
 			}
 		}
 	}
-	_ = w.s.WriteHead(w.status, fields)
-	w.fields = fields
+	return fields
 }
 
 // finish ends the response when the handler returns: the head if it is still unsent, and

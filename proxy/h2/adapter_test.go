@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"testing"
@@ -162,5 +164,34 @@ func TestServeHTTPHeadAndInvalidValues(t *testing.T) {
 	_ = resp.Body.Close()
 	if len(body) != 0 || resp.Header.Get("X-Good") != "ok" || resp.Header.Get("X-Bad") != "" {
 		t.Fatalf("body %q, header %v", body, resp.Header)
+	}
+}
+
+// TestInterimResponse: WriteHeader with a 1xx status sends an informational head at once,
+// with the header map as it is then; the final response follows on the same stream.
+func TestInterimResponse(t *testing.T) {
+	ts := startServer(t, nil, adapt(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		clear(w.Header())
+		_, _ = io.WriteString(w, "final")
+	})))
+	var interim []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		interim = append(interim, fmt.Sprintf("%d %s", code, h.Get("Link")))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", ts.url("/"), nil)
+	resp, err := ts.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if len(interim) != 1 || interim[0] != "103 </style.css>; rel=preload" {
+		t.Errorf("interim responses %q, want one 103 with its Link", interim)
+	}
+	if resp.StatusCode != 200 || string(body) != "final" || resp.Header.Get("Link") != "" {
+		t.Errorf("final %d %q Link %q, want 200 \"final\" without the hint's field", resp.StatusCode, body, resp.Header.Get("Link"))
 	}
 }

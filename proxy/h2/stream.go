@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -48,6 +50,7 @@ type Stream struct {
 	// Response, under c.mu once handed to the writer.
 	headWritten bool // WriteHead was called
 	headPending bool // the head waits for the writer
+	interims    []interim
 	status      int
 	resp        []Field
 	respTrail   []Field
@@ -354,6 +357,35 @@ func (s *Stream) WriteHead(status int, fields []Field) error {
 	s.headPending, s.status = true, status
 	s.resp = append(s.resp, fields...)
 	c.mu.Unlock()
+	return nil
+}
+
+// interim is an informational (1xx) response head waiting for the writer.
+type interim struct {
+	status int
+	fields []Field
+}
+
+// WriteInterim sends an informational response head (1xx but 101: 103 Early Hints, say)
+// at once, ahead of the final one. fields is copied.
+func (s *Stream) WriteInterim(status int, fields []Field) error {
+	if s.headWritten {
+		return errHeadWritten
+	}
+	if status < 100 || status > 199 || status == http.StatusSwitchingProtocols {
+		return fmt.Errorf("h2: invalid interim status %d", status)
+	}
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.closed {
+		if s.err != nil {
+			return s.err
+		}
+		return errConnClosed
+	}
+	s.interims = append(s.interims, interim{status: status, fields: slices.Clone(fields)})
+	c.enqueueLocked(s)
 	return nil
 }
 

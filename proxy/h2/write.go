@@ -14,7 +14,8 @@ import (
 type op struct {
 	c      ctrl
 	s      *Stream
-	head   bool   // write the response head
+	head     bool      // write the response head
+	interims []interim // informational heads, before anything else of the stream
 	data   []byte // body bytes the windows allow
 	end    bool   // END_STREAM after data (on the head if there is no data)
 	trail  bool   // trailers, with END_STREAM
@@ -120,7 +121,8 @@ func (c *serverConn) collectLocked(batch []op) []op {
 			batch = append(batch, op{s: s, done: true}) // drops the reference after the batch
 			continue
 		}
-		o := op{s: s}
+		o := op{s: s, interims: s.interims}
+		s.interims = nil
 		if s.headPending {
 			o.head, o.status = true, s.status
 			s.headPending = false
@@ -194,6 +196,16 @@ func (c *serverConn) writeBatch(batch []op, maxFrame uint32) error {
 			continue
 		}
 		s := o.s
+		for _, h := range o.interims {
+			c.hbuf.Reset()
+			_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText[h.status]})
+			for _, f := range h.fields {
+				_ = c.henc.WriteField(hpack.HeaderField{Name: f.Name, Value: f.Value})
+			}
+			if err := c.writeBlock(s.id, false, maxFrame); err != nil {
+				return err
+			}
+		}
 		if o.head {
 			c.hbuf.Reset()
 			_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText[o.status]})
