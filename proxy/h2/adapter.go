@@ -156,8 +156,8 @@ func (w *responseWriter) WriteHeader(code int) {
 	switch {
 	case w.status != 0 || code < 100 || code > 999 || code == http.StatusSwitchingProtocols:
 	case code < 200:
-		// An informational answer goes out at once with the header map as it is (net/http's
-		// behaviour); the final answer follows.
+		// An informational answer goes out at once with the header map as it is (as
+		// net/http does); the final answer follows.
 		_ = w.s.WriteInterim(code, w.headerFields())
 	default:
 		w.status = code

@@ -12,16 +12,16 @@ import (
 
 // op is one piece of the writer's batch: a control frame, or what a stream has ready.
 type op struct {
-	c      ctrl
-	s      *Stream
+	c        ctrl
+	s        *Stream
 	head     bool      // write the response head
 	interims []interim // informational heads, before anything else of the stream
-	data   []byte // body bytes the windows allow
-	end    bool   // END_STREAM after data (on the head if there is no data)
-	trail  bool   // trailers, with END_STREAM
-	done   bool   // the stream's handed-off output is all in this op
-	keep   bool   // the writer keeps its reference (the stream waits for credit)
-	status int
+	data     []byte    // body bytes the windows allow
+	end      bool      // END_STREAM after data (on the head if there is no data)
+	trail    bool      // trailers, with END_STREAM
+	done     bool      // the stream's handed-off output is all in this op
+	keep     bool      // the writer keeps its reference (the stream waits for credit)
+	status   int
 }
 
 // headerBuf collects an encoded header block.
