@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // adapt serves every stream with a net/http Handler.
@@ -193,5 +194,32 @@ func TestInterimResponse(t *testing.T) {
 	}
 	if resp.StatusCode != 200 || string(body) != "final" || resp.Header.Get("Link") != "" {
 		t.Errorf("final %d %q Link %q, want 200 \"final\" without the hint's field", resp.StatusCode, body, resp.Header.Get("Link"))
+	}
+}
+
+// TestExpectContinue: a client that waits for 100 Continue before sending its body gets it
+// once the handler reads the body.
+func TestExpectContinue(t *testing.T) {
+	ts := startServer(t, nil, adapt(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(body)
+	})))
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	// The client would send the body after an hour without a 100: the test would time out.
+	client := &http.Client{Transport: &http.Transport{Protocols: &p, ExpectContinueTimeout: time.Hour}}
+	got100 := false
+	trace := &httptrace.ClientTrace{Got100Continue: func() { got100 = true }}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
+		"PUT", ts.url("/"), strings.NewReader("the body"))
+	req.Header.Set("Expect", "100-continue")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if !got100 || string(body) != "the body" {
+		t.Errorf("100 Continue received: %v; body echoed %q", got100, body)
 	}
 }

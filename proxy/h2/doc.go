@@ -27,6 +27,8 @@
 //   - rapid-reset protection (CVE-2023-44487): client resets of streams still being served
 //     are rate-limited by a token bucket; past it the connection gets GOAWAY
 //     ENHANCE_YOUR_CALM;
+//   - informational heads (Stream.WriteInterim: 103 Early Hints), and 100 Continue for a
+//     request that asked for it (Expect: 100-continue) once its handler waits for the body;
 //   - graceful shutdown (Server.Shutdown: GOAWAY with the last stream id, open streams
 //     finish, bounded by the caller's context) and an idle timeout;
 //   - (*Stream).ServeHTTP, which serves a stream with a plain net/http Handler
@@ -36,6 +38,5 @@
 // What is not done: server push (never sent; SETTINGS_ENABLE_PUSH is irrelevant to a
 // server), extended CONNECT (RFC 8441; :protocol is refused), the h2c Upgrade from HTTP/1.1
 // (prior knowledge only), priorities (frames are parsed and ignored; streams are written in
-// the order they become ready), Expect: 100-continue (the body is simply read), and padding
-// of the frames this server sends.
+// the order they become ready), and padding of the frames this server sends.
 package h2

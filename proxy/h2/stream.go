@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -51,6 +52,7 @@ type Stream struct {
 	headWritten bool // WriteHead was called
 	headPending bool // the head waits for the writer
 	interims    []interim
+	continued   bool // the body was asked for: 100 Continue went out if the client expected it
 	status      int
 	resp        []Field
 	respTrail   []Field
@@ -274,8 +276,25 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
+		if !s.continued {
+			// The handler wants the body: a client that asked first gets its go-ahead.
+			s.continued = true
+			if !s.headWritten && expectsContinue(s.fields) {
+				s.interimLocked(http.StatusContinue, nil)
+			}
+		}
 		s.cond.Wait()
 	}
+}
+
+// expectsContinue reports whether a request's fields ask for 100 Continue before its body.
+func expectsContinue(fields []Field) bool {
+	for _, f := range fields {
+		if f.Name == "expect" && strings.EqualFold(f.Value, "100-continue") {
+			return true
+		}
+	}
+	return false
 }
 
 // Trailers are the request's trailer fields, known once Read returned io.EOF.
@@ -384,9 +403,13 @@ func (s *Stream) WriteInterim(status int, fields []Field) error {
 		}
 		return errConnClosed
 	}
-	s.interims = append(s.interims, interim{status: status, fields: slices.Clone(fields)})
-	c.enqueueLocked(s)
+	s.interimLocked(status, fields)
 	return nil
+}
+
+func (s *Stream) interimLocked(status int, fields []Field) {
+	s.interims = append(s.interims, interim{status: status, fields: slices.Clone(fields)})
+	s.c.enqueueLocked(s)
 }
 
 // SetTrailers sets the trailer fields sent after the body when the handler returns.
