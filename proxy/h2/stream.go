@@ -47,6 +47,7 @@ type Stream struct {
 
 	// Response, under c.mu once handed to the writer.
 	headWritten bool // WriteHead was called
+	headGone    bool // the head was handed to the writer (the handler's to read)
 	headPending bool // the head waits for the writer
 	status      int
 	resp        []Field
@@ -406,6 +407,9 @@ func (s *Stream) Flush() error {
 	if !s.headWritten {
 		_ = s.WriteHead(200, nil)
 	}
+	if s.headGone && len(s.wbuf) == 0 {
+		return nil // nothing to wait for
+	}
 	if err := s.handoff(s.wbuf); err != nil {
 		return err
 	}
@@ -425,7 +429,7 @@ func (s *Stream) handoff(data []byte) error {
 		}
 		return errConnClosed
 	}
-	s.out, s.outBusy = data, true
+	s.out, s.outBusy, s.headGone = data, true, true
 	c.enqueueLocked(s)
 	for s.outBusy && !s.closed {
 		s.cond.Wait()
