@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -564,5 +565,43 @@ func TestGoAwayLastStreamID(t *testing.T) {
 		if f.Header().StreamID == 5 {
 			t.Fatalf("stream 5, opened after GOAWAY, got %v", f)
 		}
+	}
+}
+
+func TestIdleTimeoutBeforePreface(t *testing.T) {
+	ts := startServer(t, &Config{IdleTimeout: 20 * time.Millisecond}, blocking)
+	nc, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	// The server hangs up on a client that sends nothing: the read ends without the
+	// guard's timeout.
+	_, err = io.Copy(io.Discard, nc)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("a silent client's connection stayed open")
+	}
+}
+
+func TestSettingsFlood(t *testing.T) {
+	ts := startServer(t, nil, blocking)
+	c := dialRaw(t, ts)
+	// The client sends SETTINGS and never reads the ACKs: once the socket buffers are full,
+	// the ACKs queue in the server, which must give up on the connection (its reads stop and
+	// the socket closes) rather than queue without end. Without that, the writes would go on
+	// until the guard's deadline.
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	fr := http2.NewFramer(bw, nil)
+	var err error
+	for err == nil {
+		if err = fr.WriteSettings(); err == nil && bw.Available() < 64 {
+			err = bw.Flush()
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the server kept reading SETTINGS it could not acknowledge: %v", err)
 	}
 }

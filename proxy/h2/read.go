@@ -8,6 +8,9 @@ import (
 	"golang.org/x/net/http2"
 )
 
+// maxQueuedCtrl bounds the control frames waiting for the writer.
+const maxQueuedCtrl = 4096
+
 // readLoop reads and handles frames until the connection fails or a connection error is
 // found (returned as http2.ConnectionError).
 func (c *serverConn) readLoop() error {
@@ -37,6 +40,14 @@ func (c *serverConn) readLoop() error {
 		}
 		if err := c.handleFrame(f); err != nil {
 			return err
+		}
+		c.mu.Lock()
+		flood := len(c.ctrls) > maxQueuedCtrl
+		c.mu.Unlock()
+		if flood {
+			// SETTINGS, PINGs, or frames answered by RST_STREAM, from a client that does
+			// not read what they call for.
+			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 		}
 	}
 }
@@ -72,10 +83,6 @@ func (c *serverConn) handleFrame(f http2.Frame) error {
 	case *http2.PingFrame:
 		if !f.IsAck() {
 			c.mu.Lock()
-			if len(c.ctrls) > 4096 {
-				c.mu.Unlock()
-				return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm) // the client does not read
-			}
 			c.ctrls = append(c.ctrls, ctrl{kind: ctrlPing, ping: f.Data})
 			c.wakeWriter()
 			c.mu.Unlock()

@@ -349,6 +349,11 @@ func (c *serverConn) serve() error {
 var errGracefulEnd = errors.New("h2: connection drained")
 
 func (c *serverConn) readPreface() error {
+	if c.cfg.IdleTimeout > 0 {
+		// A client that says nothing is idle too.
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+		defer func() { _ = c.nc.SetReadDeadline(time.Time{}) }()
+	}
 	var buf [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(c.br, buf[:]); err != nil {
 		return fmt.Errorf("h2: reading the client preface: %w", err)

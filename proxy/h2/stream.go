@@ -50,6 +50,7 @@ type Stream struct {
 
 	// Response, under c.mu once handed to the writer.
 	headWritten bool // WriteHead was called
+	headGone    bool // the head was handed to the writer (the handler's to read)
 	headPending bool // the head waits for the writer
 	interims    []interim
 	continued   bool // the body was asked for: 100 Continue went out if the client expected it
@@ -461,6 +462,9 @@ func (s *Stream) Flush() error {
 	if !s.headWritten {
 		_ = s.WriteHead(200, nil)
 	}
+	if s.headGone && len(s.wbuf) == 0 {
+		return nil // nothing to wait for
+	}
 	if err := s.handoff(s.wbuf); err != nil {
 		return err
 	}
@@ -480,7 +484,7 @@ func (s *Stream) handoff(data []byte) error {
 		}
 		return errConnClosed
 	}
-	s.out, s.outBusy = data, true
+	s.out, s.outBusy, s.headGone = data, true, true
 	c.enqueueLocked(s)
 	for s.outBusy && !s.closed {
 		s.cond.Wait()
