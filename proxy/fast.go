@@ -74,6 +74,8 @@ type fastConn struct {
 	host, path, query string
 	ex                exchange
 	series            seriesCache
+	// h2 says the connection turned out to speak HTTP/2 (a prior-knowledge preface).
+	h2 bool
 	// bodyCut says the upstream answered before taking the request's whole body (see
 	// earlyAnswer): the rest of it is still unread on the connection, which must close.
 	bodyCut bool
@@ -160,7 +162,11 @@ func (bl *boundListener) serveFast(cfg *listenerConfig, chain *chainConfig, conn
 	c.br = bufio.NewReaderSize(conn, readBufferSize)
 	handedOver := c.serve()
 	bl.fast.remove(c)
-	if !handedOver {
+	switch {
+	case c.h2:
+		_ = conn.SetReadDeadline(time.Time{})
+		bl.serveH2(cfg, chain, conn, c.br, release)
+	case !handedOver:
 		_ = conn.Close()
 		release()
 	}
@@ -170,7 +176,8 @@ func (bl *boundListener) serveFast(cfg *listenerConfig, chain *chainConfig, conn
 const h2Preface = "PRI * HTTP/2.0"
 
 // serve reads and answers requests until the connection ends; it reports whether it handed
-// the connection over to net/http instead.
+// the connection over to net/http instead. A connection that starts with HTTP/2's preface
+// sets c.h2 and is left to serveFast.
 func (c *fastConn) serve() bool {
 	for first := true; ; first = false {
 		if !c.awaitRequest(first) {
@@ -179,8 +186,8 @@ func (c *fastConn) serve() bool {
 		if first {
 			if b, _ := c.br.Peek(1); b[0] == h2Preface[0] {
 				if b, err := c.br.Peek(len(h2Preface)); err == nil && string(b) == h2Preface {
-					c.handover(nil)
-					return true
+					c.h2 = true // served by serveFast's caller, bytes read included
+					return false
 				}
 			}
 		}

@@ -44,10 +44,9 @@ func (p *Proxy) newHTTPServer(listener, routeConfig string) *http.Server {
 		ErrorHandler:   h.upstreamError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
+	// HTTP/2 connections go to proxy/h2's server, which hands each stream to this handler.
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetHTTP2(true)
-	protocols.SetUnencryptedHTTP2(true)
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,

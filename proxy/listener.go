@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/strait-gw/strait/proxy/h2"
 	"github.com/strait-gw/strait/proxy/internal/sock"
 )
 
@@ -35,7 +37,8 @@ type boundListener struct {
 
 // httpServer is an http.Server fed with connections by the accept loop.
 type httpServer struct {
-	srv   *http.Server
+	srv   *http.Server // HTTP/1.x connections the fast path hands over
+	h2    *h2.Server   // HTTP/2 connections: every stream goes to srv's handler
 	conns *connQueue
 }
 
@@ -130,7 +133,7 @@ func (bl *boundListener) dispatch(cfg *listenerConfig, chain *chainConfig, conn 
 				return
 			}
 			if tc.ConnectionState().NegotiatedProtocol == "h2" {
-				bl.serveNetHTTP(cfg, chain, tc, release)
+				bl.serveH2(cfg, chain, tc, nil, release)
 				return
 			}
 			c = tc
@@ -146,6 +149,13 @@ func (bl *boundListener) serveNetHTTP(cfg *listenerConfig, chain *chainConfig, c
 		bl.releases.Delete(c)
 		release()
 	}
+}
+
+// serveH2 serves an HTTP/2 connection (ALPN h2, or a prior-knowledge preface, which r may
+// already hold) with the chain's server until it ends, and closes it.
+func (bl *boundListener) serveH2(cfg *listenerConfig, chain *chainConfig, c net.Conn, r io.Reader, release func()) {
+	defer release()
+	_ = bl.server(cfg, chain).h2.ServeConn(context.Background(), c, r)
 }
 
 // server returns the HTTP server of a chain's route configuration.
@@ -165,6 +175,10 @@ func (bl *boundListener) server(cfg *listenerConfig, chain *chainConfig) *httpSe
 				release.(func())()
 			}
 		}
+	}
+	s.h2 = &h2.Server{
+		Config:  &h2.Config{IdleTimeout: idleTimeout, Logger: bl.p.log},
+		Handler: h2.HandlerFunc(func(st *h2.Stream) { st.ServeHTTP(s.srv.Handler) }),
 	}
 	bl.servers[key] = s
 	go func() { _ = s.srv.Serve(s.conns) }()
@@ -188,6 +202,7 @@ func (bl *boundListener) shutdown(ctx context.Context) {
 				_ = s.srv.Close()
 			}
 		})
+		wg.Go(func() { _ = s.h2.Shutdown(ctx) }) // past ctx, it closes what is left
 	}
 	wg.Wait()
 }
