@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/strait-gw/strait/proxy/internal/cputime"
 )
 
 // BenchmarkH2C sends GET requests through the proxy over one h2c connection with 16 streams
@@ -28,14 +30,14 @@ func BenchmarkH2C(b *testing.B) {
 			defer c.close()
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu := processCPU()
+			cpu := cputime.Process()
 			if err := c.run(b.N, 16); err != nil {
 				b.Fatal(err)
 			}
 			// On a machine shared with other work the CPU time a request costs (client,
 			// proxy and upstream together) is steadier than the time it takes.
 			if cpu > 0 {
-				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N)/1e3, "cpu-µs/op")
+				b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N)/1e3, "cpu-µs/op")
 			}
 		})
 	}

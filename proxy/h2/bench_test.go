@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/strait-gw/strait/proxy/internal/cputime"
 )
 
 // answer is the fixed 36-byte body both servers send.
@@ -83,7 +85,7 @@ func benchClient(b *testing.B, addr string) {
 	sent, done, open := 0, 0, 0
 	b.ReportAllocs()
 	b.ResetTimer()
-	start, cpu := time.Now(), processCPU()
+	start, cpu := time.Now(), cputime.Process()
 	for done < b.N {
 		wrote := false
 		for open < inFlight && sent < b.N {
@@ -132,6 +134,6 @@ func benchClient(b *testing.B, addr string) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "streams/s")
 	// The process's CPU time, the client's included (the same client for both servers).
 	if cpu > 0 {
-		b.ReportMetric(float64(processCPU()-cpu)/1e3/float64(b.N), "cpu-µs/stream")
+		b.ReportMetric(float64(cputime.Process()-cpu)/1e3/float64(b.N), "cpu-µs/stream")
 	}
 }

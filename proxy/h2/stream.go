@@ -330,6 +330,15 @@ func (s *Stream) Err() error {
 	return s.err
 }
 
+// closedErrLocked is why a closed stream takes no more output: its reset, or the
+// connection's end.
+func (s *Stream) closedErrLocked() error {
+	if s.err != nil {
+		return s.err
+	}
+	return errConnClosed
+}
+
 // onCancel sets a function called (under the connection's lock) when the stream is cut
 // short.
 func (s *Stream) onCancel(f func()) {
@@ -399,10 +408,7 @@ func (s *Stream) WriteInterim(status int, fields []Field) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s.closed {
-		if s.err != nil {
-			return s.err
-		}
-		return errConnClosed
+		return s.closedErrLocked()
 	}
 	s.interimLocked(status, fields)
 	return nil
@@ -479,10 +485,7 @@ func (s *Stream) handoff(data []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s.closed {
-		if s.err != nil {
-			return s.err
-		}
-		return errConnClosed
+		return s.closedErrLocked()
 	}
 	s.out, s.outBusy, s.headGone = data, true, true
 	c.enqueueLocked(s)
