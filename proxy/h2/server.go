@@ -382,9 +382,7 @@ func (c *serverConn) drain() {
 	if c.closed {
 		return
 	}
-	if !c.goneAway {
-		c.goneAway = true
-	}
+	c.goneAway = true
 	c.lastID = c.maxID
 	c.ctrls = append(c.ctrls, ctrl{kind: ctrlGoAway, stream: c.maxID, code: http2.ErrCodeNo})
 	c.checkDrainedLocked()
