@@ -372,7 +372,7 @@ func (c *fastConn) forward(ex *exchange, start time.Time) bool {
 	req := c.req
 	// An answer sent before the body was read leaves the body on the connection.
 	canKeep := req.Body == http1.NoBody
-	x, deadline, err := c.bl.p.beginExchange(ex, start)
+	x, deadline, err := c.bl.p.beginExchange(context.Background(), ex, start)
 	if err != nil {
 		ex.status = upstreamStatus(err, ex.route)
 		return c.writeError(ex.status, canKeep)
@@ -416,9 +416,11 @@ func (c *fastConn) sendFailed(ex *exchange, x *upstream.Exchange, err error, can
 
 // beginExchange starts the upstream exchange of a request on either fast path, which
 // started at start: it finds ex.cluster and takes its reservations within the route's
-// timeout. The deadline is the route's (zero: none). The endpoint may still change while the
-// request is sent (Exchange.Conn): ex.upstream is set once it was.
-func (p *Proxy) beginExchange(ex *exchange, start time.Time) (x upstream.Exchange, deadline time.Time, err error) {
+// timeout, and while ctx lasts (the HTTP/2 stream's; the fast path's HTTP/1.1 requests
+// cannot tell when their client leaves). The deadline is the route's (zero: none). The
+// endpoint may still change while the request is sent (Exchange.Conn): ex.upstream is set
+// once it was.
+func (p *Proxy) beginExchange(ctx context.Context, ex *exchange, start time.Time) (x upstream.Exchange, deadline time.Time, err error) {
 	cluster := p.upstreams.Cluster(ex.cluster.Name)
 	if cluster == nil {
 		return x, deadline, errClusterNotFound
@@ -426,7 +428,7 @@ func (p *Proxy) beginExchange(ex *exchange, start time.Time) (x upstream.Exchang
 	if ex.route.Timeout > 0 {
 		deadline = start.Add(ex.route.Timeout)
 	}
-	x, err = cluster.Begin(deadline)
+	x, err = cluster.Begin(ctx, deadline)
 	return x, deadline, err
 }
 

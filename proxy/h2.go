@@ -57,8 +57,12 @@ var codecBodyPool = sync.Pool{New: func() any { b := make([]byte, codecBodyBuffe
 func (h *httpHandler) serveCodec(w http.ResponseWriter, r *http.Request, ex *exchange, start time.Time) {
 	ex.cluster = ex.route.PickCluster(rand.Uint64())
 	ex.attempts = 1
-	x, deadline, err := h.p.beginExchange(ex, start)
+	x, deadline, err := h.p.beginExchange(r.Context(), ex, start)
 	if err != nil {
+		if r.Context().Err() != nil {
+			ex.status = statusClientClosed // reset while waiting for a connection slot
+			return
+		}
 		ex.status = upstreamStatus(err, ex.route)
 		http.Error(w, http.StatusText(ex.status), ex.status)
 		return

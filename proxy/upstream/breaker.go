@@ -102,8 +102,8 @@ type slots struct {
 var errPendingOverflow = errors.New("pending")
 
 // acquire takes a slot, waiting in line if none is free and fewer than maxPending wait,
-// until ctx ends; a nil ctx waits until deadline (the zero time: for ever), so that a caller
-// without a context makes one only when it has to wait.
+// until ctx ends or deadline passes (the zero time: never); the context with the deadline
+// is made only when it has to wait.
 func (s *slots) acquire(ctx context.Context, deadline time.Time, maxPending int64) error {
 	s.mu.Lock()
 	if s.used < s.max && len(s.waiters) == 0 {
@@ -118,13 +118,10 @@ func (s *slots) acquire(ctx context.Context, deadline time.Time, maxPending int6
 	ready := make(chan struct{})
 	s.waiters = append(s.waiters, ready)
 	s.mu.Unlock()
-	if ctx == nil {
-		ctx = context.Background()
-		if !deadline.IsZero() {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, deadline)
-			defer cancel()
-		}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 
 	select {

@@ -56,10 +56,11 @@ func (c *Cluster) Codec() bool {
 }
 
 // Begin takes the request's circuit breaker reservations, waiting for a connection slot no
-// later than deadline (zero: no limit), and picks its endpoint at random (the codec serves
-// no hash policies). Errors are those of RoundTrip.
-func (c *Cluster) Begin(deadline time.Time) (Exchange, error) {
-	cfg, ep, err := c.begin(nil, deadline, nil) //nolint:staticcheck // nil: a context only if it must wait
+// later than deadline (zero: no limit) and while ctx lasts (context.Background() for a
+// request that cannot tell when its client leaves), and picks its endpoint at random (the codec serves no hash
+// policies). Errors are those of RoundTrip.
+func (c *Cluster) Begin(ctx context.Context, deadline time.Time) (Exchange, error) {
+	cfg, ep, err := c.begin(ctx, deadline, nil)
 	if err != nil {
 		return Exchange{}, err
 	}

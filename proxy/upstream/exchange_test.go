@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -48,7 +49,7 @@ func TestExchange(t *testing.T) {
 	}
 	var first *Conn
 	for i := range 3 {
-		x, err := c.Begin(time.Time{})
+		x, err := c.Begin(context.Background(), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,11 +79,11 @@ func TestExchange(t *testing.T) {
 		cl.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{MaxConnections: wrapperspb.UInt32(10), MaxRequests: wrapperspb.UInt32(1)}}}
 	}), assignment("x", loc{eps: eps(b.addr())}))
 	eventually(t, settle, "the retired pool's connection to close", func() bool { return c.Stats().ConnectionsActive == 0 })
-	x, err := c.Begin(time.Time{})
+	x, err := c.Begin(context.Background(), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Begin(time.Time{}); !errors.Is(err, ErrOverflow) {
+	if _, err := c.Begin(context.Background(), time.Time{}); !errors.Is(err, ErrOverflow) {
 		t.Errorf("second request with max_requests 1: %v, want an overflow", err)
 	}
 	if conn, _ := exchangeGET(t, &x, false); conn.Reused {
@@ -127,4 +128,43 @@ type closeRecorder struct {
 func (c *closeRecorder) Close() error {
 	c.closed = true
 	return nil
+}
+
+// TestBeginCanceled: a request waiting for a connection slot stops waiting when its context
+// ends (an HTTP/2 stream reset), leaves the line, and takes no slot.
+func TestBeginCanceled(t *testing.T) {
+	m := newTestManager(t, Options{})
+	c := install(t, m, edsCluster("x", func(c *clusterv3.Cluster) {
+		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+			MaxConnections: wrapperspb.UInt32(1), MaxPendingRequests: wrapperspb.UInt32(10)}}}
+	}), assignment("x", loc{eps: eps(refusingAddr(t))}))
+	held, err := c.Begin(context.Background(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Begin(ctx, time.Time{})
+		done <- err
+	}()
+	eventually(t, settle, "a request waiting for the slot", func() bool { return c.Stats().RequestsPending == 1 })
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("canceled wait: %v, want context.Canceled", err)
+		}
+	case <-time.After(settle):
+		t.Fatal("still waiting for the slot after its context ended")
+	}
+	if s := c.Stats(); s.RequestsPending != 0 || s.RequestsActive != 1 {
+		t.Errorf("after the cancel: %d pending, %d active; want 0, 1", s.RequestsPending, s.RequestsActive)
+	}
+	held.End()
+	x, err := c.Begin(context.Background(), time.Time{})
+	if err != nil {
+		t.Fatalf("the slot after the first request ended: %v", err)
+	}
+	x.End()
 }

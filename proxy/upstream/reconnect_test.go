@@ -49,7 +49,7 @@ func TestExchangeReconnect(t *testing.T) {
 	m := newTestManager(t, Options{})
 	c := install(t, m, edsCluster("x"), assignment("x", loc{eps: eps(dead, live.addr())}))
 	for i := range 20 {
-		x, err := c.Begin(time.Time{})
+		x, err := c.Begin(context.Background(), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestExchangeReconnectNextPriority(t *testing.T) {
 	c := install(t, m, edsCluster("x", withOutlier), assignment("x",
 		loc{zone: "us", eps: eps(dead)}, loc{zone: "eu", priority: 1, eps: eps(live.addr())}))
 	for i := range 10 {
-		x, err := c.Begin(time.Time{})
+		x, err := c.Begin(context.Background(), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestExchangeReconnectBound(t *testing.T) {
 			}
 			m := newTestManager(t, Options{})
 			c := install(t, m, edsCluster("x"), assignment("x", loc{eps: eps(addrs...)}))
-			x, err := c.Begin(time.Time{})
+			x, err := c.Begin(context.Background(), time.Time{})
 			if err != nil {
 				t.Fatal(err)
 			}

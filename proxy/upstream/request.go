@@ -96,8 +96,8 @@ func closedIdle(err error) bool {
 }
 
 // begin takes a request's circuit breaker reservations (max_requests, and for HTTP/1.1 a
-// connection slot, waiting in line until ctx ends, or if ctx is nil until deadline) and
-// picks its endpoint.
+// connection slot, waiting in line until ctx ends or deadline passes) and picks its
+// endpoint.
 func (c *Cluster) begin(ctx context.Context, deadline time.Time, hash *uint64) (*clusterConfig, *Endpoint, error) {
 	cfg := c.cfg.Load()
 	if cfg == nil {
