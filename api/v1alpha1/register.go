@@ -12,6 +12,10 @@ const GroupName = "strait.dev"
 // SchemeGroupVersion is the group and version of the types in this package.
 var SchemeGroupVersion = schema.GroupVersion{Group: GroupName, Version: "v1alpha1"}
 
+// BackendTrafficPolicies is the API resource of BackendTrafficPolicy, for dynamic clients,
+// informers and RBAC-checked tests.
+var BackendTrafficPolicies = SchemeGroupVersion.WithResource("backendtrafficpolicies")
+
 var (
 	// SchemeBuilder registers the types of this package with a runtime.Scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)

@@ -89,9 +89,6 @@ var (
 	mcsV1alpha1 = mcsv1alpha1.SchemeGroupVersion
 )
 
-// backendTrafficPolicies is the resource of BackendTrafficPolicies.
-var backendTrafficPolicies = straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")
-
 // kinds are the kinds the translator reads (translator.ClusterResources), in its order.
 var kinds = []kind{
 	{name: "Namespace", resource: coreV1.WithResource("namespaces"),
@@ -151,9 +148,9 @@ var kinds = []kind{
 			return f.mcs.Multicluster().V1alpha1().ServiceImports().Informer()
 		},
 		fill: fill(func(r *translator.ClusterResources) *[]*mcsv1alpha1.ServiceImport { return &r.ServiceImports })},
-	{name: "BackendTrafficPolicy", resource: backendTrafficPolicies, specOnly: true,
+	{name: "BackendTrafficPolicy", resource: straitv1alpha1.BackendTrafficPolicies, specOnly: true,
 		informer: func(f *factories) cache.SharedIndexInformer {
-			return f.strait.ForResource(backendTrafficPolicies).Informer()
+			return f.strait.ForResource(straitv1alpha1.BackendTrafficPolicies).Informer()
 		},
 		fill: fill(func(r *translator.ClusterResources) *[]*straitv1alpha1.BackendTrafficPolicy {
 			return &r.BackendTrafficPolicies

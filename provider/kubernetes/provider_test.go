@@ -154,7 +154,7 @@ func TestUpdateRepublishes(t *testing.T) {
 	})
 
 	policy := toUnstructured(mustUnstructured(t, trafficPolicy("default", "new", "podinfo")))
-	if _, err := us.Dynamic.Resource(backendTrafficPolicies).Namespace("default").Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+	if _, err := us.Dynamic.Resource(straitv1alpha1.BackendTrafficPolicies).Namespace("default").Create(ctx, policy, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitInput(t, ch, "the new BackendTrafficPolicy", func(in *translator.Input) bool {

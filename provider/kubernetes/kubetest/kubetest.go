@@ -44,7 +44,7 @@ var Resources = map[schema.GroupVersion][]string{
 	schema.GroupVersion(gwapiv1.GroupVersion): {"gatewayclasses", "gateways", "httproutes", "grpcroutes",
 		"tlsroutes", "tcproutes", "referencegrants", "backendtlspolicies"},
 	mcsv1alpha1.SchemeGroupVersion:    {"serviceexports", "serviceimports"},
-	straitv1alpha1.SchemeGroupVersion: {"backendtrafficpolicies"},
+	straitv1alpha1.SchemeGroupVersion: {straitv1alpha1.BackendTrafficPolicies.Resource},
 }
 
 // gatewayResources maps Gateway API Go types to their resources: the fake guesses a kind's

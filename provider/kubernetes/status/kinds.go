@@ -86,7 +86,7 @@ var kinds = map[string]kind{
 	straitv1alpha1.BackendTrafficPolicyKind: {removable: true, write: objectStatus[*straitv1alpha1.BackendTrafficPolicy, gwapiv1.PolicyStatus]{
 		client: func(c Client, ns string) statusClient[*straitv1alpha1.BackendTrafficPolicy] {
 			return straitClient[straitv1alpha1.BackendTrafficPolicy]{
-				c.Dynamic.Resource(straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")).Namespace(ns),
+				c.Dynamic.Resource(straitv1alpha1.BackendTrafficPolicies).Namespace(ns),
 				straitv1alpha1.BackendTrafficPolicyKind}
 		},
 		status: func(o *straitv1alpha1.BackendTrafficPolicy) *gwapiv1.PolicyStatus { return &o.Status },

@@ -38,7 +38,7 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	gw, kube, dyn, mcs := admin.Gateway, admin.Kube, admin.Dynamic, admin.MCS
-	policies := dyn.Resource(straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")).Namespace("default")
+	policies := dyn.Resource(straitv1alpha1.BackendTrafficPolicies).Namespace("default")
 	ctx := t.Context()
 	api := gw.GatewayV1()
 	mustCreate := func(_ any, err error) {
@@ -218,7 +218,7 @@ func readInput(t *testing.T, kube kubernetes.Interface, gw gwclient.Interface, m
 	for i := range exports.Items {
 		res.ServiceExports = append(res.ServiceExports, &exports.Items[i])
 	}
-	policies, err := dyn.Resource(straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")).List(ctx, metav1.ListOptions{})
+	policies, err := dyn.Resource(straitv1alpha1.BackendTrafficPolicies).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -426,7 +426,7 @@ func TestBackendTrafficPolicyStatus(t *testing.T) {
 			{AncestorRef: svc("old"), ControllerName: translator.ControllerName, Conditions: []metav1.Condition{cond("Accepted", true, "stale")}}}},
 	}
 	w, _, dyn := testWriterOf(t, nil, []runtime.Object{live})
-	resource := straitv1alpha1.SchemeGroupVersion.WithResource("backendtrafficpolicies")
+	resource := straitv1alpha1.BackendTrafficPolicies
 	get := func() *straitv1alpha1.BackendTrafficPolicy {
 		t.Helper()
 		u, err := dyn.Resource(resource).Namespace("default").Get(t.Context(), "p", metav1.GetOptions{})
