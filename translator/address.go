@@ -62,10 +62,8 @@ func (t *translation) assignAddresses(gws []*gateway) {
 	for _, gw := range rest {
 		ip, ok := t.freePoolAddress(gw.node, taken)
 		if !ok {
-			setCondition(&gw.status.Conditions, gw.obj.Generation, string(gwapiv1.GatewayConditionAccepted), true,
-				string(gwapiv1.GatewayReasonAccepted), "Gateway is accepted")
-			setCondition(&gw.status.Conditions, gw.obj.Generation, string(gwapiv1.GatewayConditionProgrammed), false,
-				string(gwapiv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("no free IP left in the address pool %s", t.addressPool))
+			setAddressNotProgrammed(gw, gwapiv1.GatewayReasonAddressNotAssigned,
+				fmt.Sprintf("no free IP left in the address pool %s", t.addressPool))
 			continue
 		}
 		taken[ip] = true
@@ -161,14 +159,23 @@ func (t *translation) reportedPoolAddress(gw *gwapiv1.Gateway, taken map[netip.A
 // unsupported address is not Accepted; a supported one that is not usable is Accepted but
 // not Programmed.
 func setAddressError(gw *gateway, err error) {
-	gen := gw.obj.Generation
 	if errors.Is(err, errAddressNotUsable) {
-		setCondition(&gw.status.Conditions, gen, string(gwapiv1.GatewayConditionAccepted), true,
-			string(gwapiv1.GatewayReasonAccepted), "Gateway is accepted")
-	} else {
-		setCondition(&gw.status.Conditions, gen, string(gwapiv1.GatewayConditionAccepted), false,
-			string(gwapiv1.GatewayReasonUnsupportedAddress), err.Error())
+		setAddressNotProgrammed(gw, gwapiv1.GatewayReasonAddressNotUsable, err.Error())
+		return
 	}
+	gen := gw.obj.Generation
+	setCondition(&gw.status.Conditions, gen, string(gwapiv1.GatewayConditionAccepted), false,
+		string(gwapiv1.GatewayReasonUnsupportedAddress), err.Error())
 	setCondition(&gw.status.Conditions, gen, string(gwapiv1.GatewayConditionProgrammed), false,
 		string(gwapiv1.GatewayReasonAddressNotUsable), err.Error())
+}
+
+// setAddressNotProgrammed sets the conditions of a Gateway that is Accepted but gets no
+// address to serve on: not Programmed, for reason.
+func setAddressNotProgrammed(gw *gateway, reason gwapiv1.GatewayConditionReason, msg string) {
+	gen := gw.obj.Generation
+	setCondition(&gw.status.Conditions, gen, string(gwapiv1.GatewayConditionAccepted), true,
+		string(gwapiv1.GatewayReasonAccepted), "Gateway is accepted")
+	setCondition(&gw.status.Conditions, gen, string(gwapiv1.GatewayConditionProgrammed), false,
+		string(reason), msg)
 }

@@ -120,22 +120,16 @@ func (t *translation) processListener(ci *clusterIndex, gw *gateway, spec *gwapi
 			string(gwapiv1.ListenerReasonUnsupportedProtocol), fmt.Sprintf("protocol %q is not supported", spec.Protocol))
 	}
 	kinds, resolved := allowedKinds(spec, supported)
-	l.kinds = kinds
 	if !resolved {
 		setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionResolvedRefs), false,
 			string(gwapiv1.ListenerReasonInvalidRouteKinds), "allowedRoutes.kinds names a kind this listener cannot serve")
 	}
-	l.status.SupportedKinds = l.kinds
 
 	if accepted {
 		if err := t.listenerTLS(ci, gw, l); err != nil {
 			l.ok = false
 			if err.Type == string(gwapiv1.ListenerConditionAccepted) {
-				// A listener that is not accepted serves no route kind
-				// (conformance test TLSRouteListenerTerminateNotSupported).
 				accepted = false
-				l.kinds = []gwapiv1.RouteGroupKind{}
-				l.status.SupportedKinds = l.kinds
 			} else {
 				resolved = false
 			}
@@ -145,7 +139,13 @@ func (t *translation) processListener(ci *clusterIndex, gw *gateway, spec *gwapi
 	if accepted {
 		setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionAccepted), true,
 			string(gwapiv1.ListenerReasonAccepted), "Listener is valid")
+	} else {
+		// A listener that is not accepted serves no route kind (conformance test
+		// TLSRouteListenerTerminateNotSupported).
+		kinds = []gwapiv1.RouteGroupKind{}
 	}
+	l.kinds = kinds
+	l.status.SupportedKinds = kinds
 	if resolved {
 		setCondition(&l.status.Conditions, gen, string(gwapiv1.ListenerConditionResolvedRefs), true,
 			string(gwapiv1.ListenerReasonResolvedRefs), "All references are resolved")
