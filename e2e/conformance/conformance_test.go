@@ -160,7 +160,7 @@ func TestConformance(t *testing.T) {
 }
 
 // suiteOptions are the suite's options for the cluster: Strait's GatewayClass, the
-// profiles of -profiles and the features Strait claims.
+// profiles of -conformance-profiles (GATEWAY-HTTP by default) and the features Strait claims.
 func suiteOptions(t *testing.T, lc *localcluster.Cluster) suite.ConformanceOptions {
 	t.Helper()
 	c, err := client.New(lc.Config, client.Options{})

@@ -64,6 +64,9 @@ func thousands(v float64) string {
 	return b.String()
 }
 
+// tenths formats a figure with one decimal: CPU µs per request, KiB per connection.
+func tenths(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+
 // ms formats microseconds as milliseconds with three significant digits or more.
 func ms(us float64) string {
 	v := us / 1000
@@ -133,15 +136,14 @@ func (b *bench) rows() []tableRow {
 		rowH2, medianCell(rowH2, thousands, nil)})
 	// The proxy's CPU time per request in the same runs: on its saturated core, requests/s
 	// goes as its inverse, and it moves less than requests/s with the machine's noise.
-	micros := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 	for _, c := range b.opts.conns {
 		label := fmt.Sprintf("CPU µs per request, HTTP/1.1, %d conn", c)
 		if c != 1 {
 			label += "s"
 		}
-		rows = append(rows, tableRow{label, rowCPU(rowH1(c)), medianCell(rowCPU(rowH1(c)), micros, nil)})
+		rows = append(rows, tableRow{label, rowCPU(rowH1(c)), medianCell(rowCPU(rowH1(c)), tenths, nil)})
 	}
-	rows = append(rows, tableRow{"CPU µs per request, h2c", rowCPU(rowH2), medianCell(rowCPU(rowH2), micros, nil)})
+	rows = append(rows, tableRow{"CPU µs per request, h2c", rowCPU(rowH2), medianCell(rowCPU(rowH2), tenths, nil)})
 
 	saturated := func(t *target) string {
 		for _, r := range b.latency[t.name] {
@@ -164,7 +166,7 @@ func (b *bench) rows() []tableRow {
 			if t.start == nil {
 				return cell{text: "n/a (no proxy)"}
 			}
-			return medianCell(rowMem, func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }, nil)(t)
+			return medianCell(rowMem, tenths, nil)(t)
 		}})
 	return rows
 }
@@ -381,7 +383,7 @@ func (b *bench) rawRuns() string {
 			}
 			format := thousands
 			if strings.HasPrefix(k, "cpu/") {
-				format = func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+				format = tenths
 			}
 			var vs []string
 			for _, s := range samples {
