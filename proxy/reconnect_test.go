@@ -76,7 +76,7 @@ func TestReconnect(t *testing.T) {
 		client *http.Client
 	}{
 		{"fast path", &http.Client{Timeout: 5 * time.Second}},
-		{"net/http", h2cClient()},
+		{"h2c", h2cClient()}, // HTTP/2 streams, forwarded by the codec too (serveCodec)
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			us, eu := startEcho(t, "us", "us-1"), startEcho(t, "eu", "eu-1")
