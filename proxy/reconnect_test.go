@@ -84,6 +84,11 @@ func TestReconnect(t *testing.T) {
 			if status, er := get(t, tc.client, url(port, "/"), "podinfo.local", nil); status != http.StatusOK || er.Cluster != "us" {
 				t.Fatalf("before us stopped: status %d from %q, want 200 from us", status, er.Cluster)
 			}
+			// Its access log line may come after its response: wait for it, so that it is not
+			// taken for a line of the requests after us stopped.
+			for wait := time.Now().Add(5 * time.Second); !strings.Contains(log.String(), "\n") && time.Now().Before(wait); {
+				time.Sleep(10 * time.Millisecond)
+			}
 			// The proxy holds a pooled connection to us, which stopping closes: the first
 			// request (a POST, which cannot be resent once sent) finds it closed, cannot
 			// connect to us either, and goes to eu.
