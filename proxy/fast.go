@@ -597,8 +597,9 @@ func (c *fastConn) readResponseHead(conn *upstream.Conn) error {
 // (the next request of a client just answered, the response to a request just sent). The
 // connections already runnable go first, and by the time this one reads its peer has usually
 // answered: that saves the read failing with EAGAIN, the park and the netpoller's wake-up, two
-// of six system calls per request under load (+26% requests/s at 256 connections on one core,
-// docs/benchmarks.md). With nothing else runnable it costs a trip through the scheduler.
+// of six system calls per request under load (+26% requests/s at 256 connections on one core
+// in three hand-run rounds, docs/benchmarks.md; no benchmark in the repo measures it). With
+// nothing else runnable it costs a trip through the scheduler.
 func letPeerAnswer() { runtime.Gosched() }
 
 // readFinalHead reads a response head from conn into resp for both fast paths, handing

@@ -76,13 +76,18 @@ func TestReconnect(t *testing.T) {
 		client *http.Client
 	}{
 		{"fast path", &http.Client{Timeout: 5 * time.Second}},
-		{"net/http", h2cClient()},
+		{"h2c", h2cClient()}, // HTTP/2 streams, forwarded by the codec too (serveCodec)
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			us, eu := startEcho(t, "us", "us-1"), startEcho(t, "eu", "eu-1")
 			port, reg, log := importEnv(t, eu, us)
 			if status, er := get(t, tc.client, url(port, "/"), "podinfo.local", nil); status != http.StatusOK || er.Cluster != "us" {
 				t.Fatalf("before us stopped: status %d from %q, want 200 from us", status, er.Cluster)
+			}
+			// Its access log line may come after its response: wait for it, so that it is not
+			// taken for a line of the requests after us stopped.
+			for wait := time.Now().Add(5 * time.Second); !strings.Contains(log.String(), "\n") && time.Now().Before(wait); {
+				time.Sleep(10 * time.Millisecond)
 			}
 			// The proxy holds a pooled connection to us, which stopping closes: the first
 			// request (a POST, which cannot be resent once sent) finds it closed, cannot

@@ -99,12 +99,12 @@ func (x *Exchange) conn(fresh bool) (*Conn, error) {
 			return conn, nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), tr.opts.connectTimeout)
-	defer cancel()
-	if !x.deadline.IsZero() {
-		ctx, cancel = context.WithDeadline(ctx, x.deadline)
-		defer cancel()
+	deadline := time.Now().Add(tr.opts.connectTimeout)
+	if !x.deadline.IsZero() && x.deadline.Before(deadline) {
+		deadline = x.deadline
 	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
 	nc, err := x.c.dialPooled(ctx, x.ep.addr, false, 0)
 	if err != nil {
 		return nil, err

@@ -49,10 +49,8 @@ func (c *Cluster) reconnect(cfg *clusterConfig, tried *triedEndpoints, hash *uin
 		return nil
 	}
 	ep := tried.eps[tried.n-1]
-	c.stats.connectFailures.Add(1)
+	c.connectFailed(cfg.spec.outlier, ep)
 	c.stats.connectRetries.Add(1)
-	ep.failures.Add(1)
-	c.recordOutcome(cfg.spec.outlier, ep, 503)
 	// The endpoint refuses connections: its idle ones are dead too.
 	cfg.transport.idle.drop(ep.addr)
 	ep.active.Add(-1)

@@ -138,18 +138,27 @@ func (c *Cluster) failed(canceled bool, spec *outlierSpec, ep *Endpoint, err err
 		return
 	}
 	c.stats.responses[0].Add(1)
-	ep.failures.Add(1)
 	var ce *connectError
 	var ne net.Error
 	switch {
 	case errors.As(err, &ce):
-		c.stats.connectFailures.Add(1)
-		c.recordOutcome(spec, ep, http.StatusServiceUnavailable)
+		c.connectFailed(spec, ep)
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		ep.failures.Add(1)
 		c.recordOutcome(spec, ep, http.StatusGatewayTimeout)
 	default:
+		ep.failures.Add(1)
 		c.recordOutcome(spec, ep, http.StatusBadGateway)
 	}
+}
+
+// connectFailed accounts for a failure to connect to ep: a connect failure, and a 503 for
+// outlier detection. A request that goes on to another endpoint (reconnect) gets no other
+// accounting; one that does not also counts as having got no response (failed).
+func (c *Cluster) connectFailed(spec *outlierSpec, ep *Endpoint) {
+	c.stats.connectFailures.Add(1)
+	ep.failures.Add(1)
+	c.recordOutcome(spec, ep, http.StatusServiceUnavailable)
 }
 
 // responded accounts for a response from ep.
