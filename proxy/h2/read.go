@@ -329,7 +329,6 @@ func (c *serverConn) closeStreamLocked(s *Stream, err error) {
 		if s.done != nil {
 			close(s.done)
 		}
-		s.doneClosed = true
 		if s.cancel != nil {
 			s.cancel()
 		}
