@@ -95,6 +95,23 @@ func post(extra ...string) []string {
 	return append([]string{":method", "POST", ":scheme", "http", ":authority", "x", ":path", "/"}, extra...)
 }
 
+// sync sends a PING and reads to its ACK: the server has read everything sent before it.
+// A GOAWAY on the way fails the test.
+func (c *rawClient) sync() {
+	c.t.Helper()
+	_ = c.fr.WritePing(false, [8]byte{'s', 'y', 'n', 'c'})
+	for {
+		switch f := c.next().(type) {
+		case *http2.PingFrame:
+			if f.IsAck() && string(f.Data[:4]) == "sync" {
+				return
+			}
+		case *http2.GoAwayFrame:
+			c.t.Fatalf("GOAWAY %v while waiting for a PING ACK", f.ErrCode)
+		}
+	}
+}
+
 // wantGoAway reads until GOAWAY and checks its code, then that the connection ends.
 func (c *rawClient) wantGoAway(code http2.ErrCode) {
 	c.t.Helper()
@@ -195,12 +212,7 @@ func TestConnectionErrors(t *testing.T) {
 		{"HEADERS reusing a stream that finished", func(c *rawClient) {
 			c.headers(1, true, get...)
 			_ = c.fr.WriteRSTStream(1, http2.ErrCodeCancel)
-			_ = c.fr.WritePing(false, [8]byte{})
-			for {
-				if _, ok := c.next().(*http2.PingFrame); ok {
-					break
-				}
-			}
+			c.sync()
 			c.headers(1, true, get...)
 		}, http2.ErrCodeStreamClosed},
 		{"frame larger than MAX_FRAME_SIZE", func(c *rawClient) {
@@ -350,16 +362,7 @@ func TestStreamErrors(t *testing.T) {
 			tc.send(c)
 			c.wantReset(1, tc.code)
 			// The connection lives on: a PING is answered.
-			_ = c.fr.WritePing(false, [8]byte{1})
-			for {
-				f := c.next()
-				if p, ok := f.(*http2.PingFrame); ok && p.IsAck() && p.Data[0] == 1 {
-					break
-				}
-				if ga, ok := f.(*http2.GoAwayFrame); ok {
-					t.Fatalf("GOAWAY %v after a stream error", ga.ErrCode)
-				}
-			}
+			c.sync()
 		})
 	}
 }
@@ -533,12 +536,7 @@ func TestGoAwayLastStreamID(t *testing.T) {
 	c.headers(1, true, get...)
 	c.headers(3, true, get...)
 	// A PING round trip: both streams were read before Shutdown.
-	_ = c.fr.WritePing(false, [8]byte{})
-	for {
-		if _, ok := c.next().(*http2.PingFrame); ok {
-			break
-		}
-	}
+	c.sync()
 	shut := make(chan error, 1)
 	go func() { shut <- ts.srv.Shutdown(t.Context()) }()
 	f := c.next()
