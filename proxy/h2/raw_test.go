@@ -200,13 +200,28 @@ func (c *rawClient) wantResponses(ids ...uint32) map[uint32][2]string {
 // blocking is a handler that waits for the client to go away.
 var blocking = HandlerFunc(func(s *Stream) { <-s.Done() })
 
-func TestConnectionErrors(t *testing.T) {
+// misbehavior is a client breaking the protocol and the error code it must draw.
+type misbehavior struct {
+	name string
+	send func(c *rawClient)
+	code http2.ErrCode
+}
+
+// runMisbehaviors sends each case on its own connection to a server with 64 KiB stream
+// windows whose handlers block, then checks the server's answer with want.
+func runMisbehaviors(t *testing.T, cases []misbehavior, want func(c *rawClient, code http2.ErrCode)) {
 	ts := startServer(t, &Config{InitialWindowSize: 65535}, blocking)
-	for _, tc := range []struct {
-		name string
-		send func(c *rawClient)
-		code http2.ErrCode
-	}{
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, ts)
+			tc.send(c)
+			want(c, tc.code)
+		})
+	}
+}
+
+func TestConnectionErrors(t *testing.T) {
+	runMisbehaviors(t, []misbehavior{
 		{"DATA on stream 0", func(c *rawClient) { _ = c.fr.WriteData(0, true, []byte("x")) }, http2.ErrCodeProtocol},
 		{"HEADERS on an even stream", func(c *rawClient) { c.headers(2, true, get...) }, http2.ErrCodeProtocol},
 		{"HEADERS reusing a stream that finished", func(c *rawClient) {
@@ -271,13 +286,7 @@ func TestConnectionErrors(t *testing.T) {
 		{"PUSH_PROMISE from the client", func(c *rawClient) {
 			_ = c.fr.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, BlockFragment: c.block(get...), EndHeaders: true})
 		}, http2.ErrCodeProtocol},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, ts)
-			tc.send(c)
-			c.wantGoAway(tc.code)
-		})
-	}
+	}, (*rawClient).wantGoAway)
 }
 
 func TestFirstFrameMustBeSettings(t *testing.T) {
@@ -295,12 +304,7 @@ func TestFirstFrameMustBeSettings(t *testing.T) {
 }
 
 func TestStreamErrors(t *testing.T) {
-	ts := startServer(t, &Config{InitialWindowSize: 65535}, blocking)
-	for _, tc := range []struct {
-		name string
-		send func(c *rawClient)
-		code http2.ErrCode
-	}{
+	runMisbehaviors(t, []misbehavior{
 		{"uppercase field name", func(c *rawClient) { c.headers(1, true, append(get[:8:8], "X-Up", "1")...) }, http2.ErrCodeProtocol},
 		{"pseudo-header field after a regular one", func(c *rawClient) {
 			c.headers(1, true, ":method", "GET", ":scheme", "http", "x-a", "1", ":path", "/")
@@ -356,15 +360,11 @@ func TestStreamErrors(t *testing.T) {
 		{"PRIORITY depending on itself", func(c *rawClient) {
 			_ = c.fr.WritePriority(1, http2.PriorityParam{StreamDep: 1, Weight: 1})
 		}, http2.ErrCodeProtocol},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, ts)
-			tc.send(c)
-			c.wantReset(1, tc.code)
-			// The connection lives on: a PING is answered.
-			c.sync()
-		})
-	}
+	}, func(c *rawClient, code http2.ErrCode) {
+		c.wantReset(1, code)
+		// The connection lives on: a PING is answered.
+		c.sync()
+	})
 }
 
 func TestRefusedBeyondMaxStreams(t *testing.T) {
