@@ -242,8 +242,7 @@ func (w *responseWriter) headerFields() []Field {
 			continue
 		}
 		lk := strings.ToLower(k)
-		switch lk {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		if connectionSpecific(lk) {
 			continue
 		}
 		for _, v := range vs {

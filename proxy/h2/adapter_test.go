@@ -166,6 +166,13 @@ func TestServeHTTPHeadAndInvalidValues(t *testing.T) {
 	if len(body) != 0 || resp.Header.Get("X-Good") != "ok" || resp.Header.Get("X-Bad") != "" {
 		t.Fatalf("body %q, header %v", body, resp.Header)
 	}
+	// net/http's client drops a HEAD response's body itself: only a frame-level client sees
+	// whether DATA was sent.
+	c := dialRaw(t, ts)
+	c.headers(1, true, ":method", "HEAD", ":scheme", "http", ":authority", "x", ":path", "/")
+	if status, body := c.wantResponse(1); status != "200" || body != "" {
+		t.Fatalf("HEAD on the wire: %s with body %q, want 200 and no DATA", status, body)
+	}
 }
 
 // TestInterimResponse: WriteHeader with a 1xx status sends an informational head at once,

@@ -155,10 +155,11 @@ func (c *serverConn) emit(hf hpack.HeaderField) {
 		b.malformed = true
 		return
 	}
-	switch name {
-	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+	if connectionSpecific(name) {
 		b.malformed = true
 		return
+	}
+	switch name {
 	case "te":
 		if hf.Value != "trailers" {
 			b.malformed = true
@@ -261,3 +262,13 @@ func validPseudo(s *Stream, seen uint8) bool {
 var tooLarge = HandlerFunc(func(s *Stream) {
 	_ = s.WriteHead(431, nil)
 })
+
+// connectionSpecific reports whether a lowercase field name is one of HTTP/1.1's
+// connection-specific fields, which HTTP/2 forbids (RFC 9113 8.2.2; TE is apart).
+func connectionSpecific(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
+}

@@ -95,6 +95,23 @@ func post(extra ...string) []string {
 	return append([]string{":method", "POST", ":scheme", "http", ":authority", "x", ":path", "/"}, extra...)
 }
 
+// sync sends a PING and reads to its ACK: the server has read everything sent before it.
+// A GOAWAY on the way fails the test.
+func (c *rawClient) sync() {
+	c.t.Helper()
+	_ = c.fr.WritePing(false, [8]byte{'s', 'y', 'n', 'c'})
+	for {
+		switch f := c.next().(type) {
+		case *http2.PingFrame:
+			if f.IsAck() && string(f.Data[:4]) == "sync" {
+				return
+			}
+		case *http2.GoAwayFrame:
+			c.t.Fatalf("GOAWAY %v while waiting for a PING ACK", f.ErrCode)
+		}
+	}
+}
+
 // wantGoAway reads until GOAWAY and checks its code, then that the connection ends.
 func (c *rawClient) wantGoAway(code http2.ErrCode) {
 	c.t.Helper()
@@ -183,24 +200,34 @@ func (c *rawClient) wantResponses(ids ...uint32) map[uint32][2]string {
 // blocking is a handler that waits for the client to go away.
 var blocking = HandlerFunc(func(s *Stream) { <-s.Done() })
 
-func TestConnectionErrors(t *testing.T) {
+// misbehavior is a client breaking the protocol and the error code it must draw.
+type misbehavior struct {
+	name string
+	send func(c *rawClient)
+	code http2.ErrCode
+}
+
+// runMisbehaviors sends each case on its own connection to a server with 64 KiB stream
+// windows whose handlers block, then checks the server's answer with want.
+func runMisbehaviors(t *testing.T, cases []misbehavior, want func(c *rawClient, code http2.ErrCode)) {
 	ts := startServer(t, &Config{InitialWindowSize: 65535}, blocking)
-	for _, tc := range []struct {
-		name string
-		send func(c *rawClient)
-		code http2.ErrCode
-	}{
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, ts)
+			tc.send(c)
+			want(c, tc.code)
+		})
+	}
+}
+
+func TestConnectionErrors(t *testing.T) {
+	runMisbehaviors(t, []misbehavior{
 		{"DATA on stream 0", func(c *rawClient) { _ = c.fr.WriteData(0, true, []byte("x")) }, http2.ErrCodeProtocol},
 		{"HEADERS on an even stream", func(c *rawClient) { c.headers(2, true, get...) }, http2.ErrCodeProtocol},
 		{"HEADERS reusing a stream that finished", func(c *rawClient) {
 			c.headers(1, true, get...)
 			_ = c.fr.WriteRSTStream(1, http2.ErrCodeCancel)
-			_ = c.fr.WritePing(false, [8]byte{})
-			for {
-				if _, ok := c.next().(*http2.PingFrame); ok {
-					break
-				}
-			}
+			c.sync()
 			c.headers(1, true, get...)
 		}, http2.ErrCodeStreamClosed},
 		{"frame larger than MAX_FRAME_SIZE", func(c *rawClient) {
@@ -259,13 +286,7 @@ func TestConnectionErrors(t *testing.T) {
 		{"PUSH_PROMISE from the client", func(c *rawClient) {
 			_ = c.fr.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, BlockFragment: c.block(get...), EndHeaders: true})
 		}, http2.ErrCodeProtocol},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, ts)
-			tc.send(c)
-			c.wantGoAway(tc.code)
-		})
-	}
+	}, (*rawClient).wantGoAway)
 }
 
 func TestFirstFrameMustBeSettings(t *testing.T) {
@@ -283,12 +304,7 @@ func TestFirstFrameMustBeSettings(t *testing.T) {
 }
 
 func TestStreamErrors(t *testing.T) {
-	ts := startServer(t, &Config{InitialWindowSize: 65535}, blocking)
-	for _, tc := range []struct {
-		name string
-		send func(c *rawClient)
-		code http2.ErrCode
-	}{
+	runMisbehaviors(t, []misbehavior{
 		{"uppercase field name", func(c *rawClient) { c.headers(1, true, append(get[:8:8], "X-Up", "1")...) }, http2.ErrCodeProtocol},
 		{"pseudo-header field after a regular one", func(c *rawClient) {
 			c.headers(1, true, ":method", "GET", ":scheme", "http", "x-a", "1", ":path", "/")
@@ -344,24 +360,11 @@ func TestStreamErrors(t *testing.T) {
 		{"PRIORITY depending on itself", func(c *rawClient) {
 			_ = c.fr.WritePriority(1, http2.PriorityParam{StreamDep: 1, Weight: 1})
 		}, http2.ErrCodeProtocol},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, ts)
-			tc.send(c)
-			c.wantReset(1, tc.code)
-			// The connection lives on: a PING is answered.
-			_ = c.fr.WritePing(false, [8]byte{1})
-			for {
-				f := c.next()
-				if p, ok := f.(*http2.PingFrame); ok && p.IsAck() && p.Data[0] == 1 {
-					break
-				}
-				if ga, ok := f.(*http2.GoAwayFrame); ok {
-					t.Fatalf("GOAWAY %v after a stream error", ga.ErrCode)
-				}
-			}
-		})
-	}
+	}, func(c *rawClient, code http2.ErrCode) {
+		c.wantReset(1, code)
+		// The connection lives on: a PING is answered.
+		c.sync()
+	})
 }
 
 func TestRefusedBeyondMaxStreams(t *testing.T) {
@@ -533,12 +536,7 @@ func TestGoAwayLastStreamID(t *testing.T) {
 	c.headers(1, true, get...)
 	c.headers(3, true, get...)
 	// A PING round trip: both streams were read before Shutdown.
-	_ = c.fr.WritePing(false, [8]byte{})
-	for {
-		if _, ok := c.next().(*http2.PingFrame); ok {
-			break
-		}
-	}
+	c.sync()
 	shut := make(chan error, 1)
 	go func() { shut <- ts.srv.Shutdown(t.Context()) }()
 	f := c.next()

@@ -94,7 +94,6 @@ func (c *serverConn) handleFrame(f http2.Frame) error {
 	case *http2.GoAwayFrame:
 		c.mu.Lock()
 		c.goneAway = true
-		c.lastID = c.maxID
 		c.checkDrainedLocked()
 		c.mu.Unlock()
 	case *http2.PushPromiseFrame:
@@ -329,7 +328,6 @@ func (c *serverConn) closeStreamLocked(s *Stream, err error) {
 		if s.done != nil {
 			close(s.done)
 		}
-		s.doneClosed = true
 		if s.cancel != nil {
 			s.cancel()
 		}

@@ -271,7 +271,6 @@ type serverConn struct {
 	maxID       uint32 // highest stream id the client opened
 	handlers    int    // running handlers
 	goneAway    bool   // GOAWAY sent or received: no new streams
-	lastID      uint32 // the last stream id served after goneAway
 	closed      bool
 	sendWin     int64 // connection send window
 	peerWin     int32 // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -383,7 +382,6 @@ func (c *serverConn) drain() {
 		return
 	}
 	c.goneAway = true
-	c.lastID = c.maxID
 	c.ctrls = append(c.ctrls, ctrl{kind: ctrlGoAway, stream: c.maxID, code: http2.ErrCodeNo})
 	c.checkDrainedLocked()
 	c.wakeWriter()

@@ -260,7 +260,11 @@ func TestResetMidBody(t *testing.T) {
 		}
 		done <- err
 	}()
-	<-started
+	select {
+	case <-started:
+	case err := <-gotErr: // the handler gave up before started
+		t.Fatal(err)
+	}
 	cancel()
 	err := <-gotErr
 	var se StreamError

@@ -32,11 +32,10 @@ type Stream struct {
 	cond        sync.Cond
 	refs        int // the stream table, the handler, the writer
 	closed      bool
-	err         error
+	err         error       // set once, on a reset or the connection's end; Done is closed from then on
 	dead        atomic.Bool // closed with an error: a lock-free look for Write
 	handlerDone bool
 	done        chan struct{}
-	doneClosed  bool
 	cancel      func()
 
 	// Request body, under c.mu.
@@ -315,7 +314,7 @@ func (s *Stream) Done() <-chan struct{} {
 	defer s.c.mu.Unlock()
 	if s.done == nil {
 		s.done = make(chan struct{})
-		if s.doneClosed {
+		if s.err != nil {
 			close(s.done)
 		}
 	}
@@ -344,7 +343,7 @@ func (s *Stream) closedErrLocked() error {
 func (s *Stream) onCancel(f func()) {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	if s.doneClosed {
+	if s.err != nil {
 		f()
 		return
 	}
